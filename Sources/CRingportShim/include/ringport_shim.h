@@ -1,0 +1,169 @@
+/* ringport_shim.h: the few things Swift cannot call (futex, prctl) and the shared-memory
+ * layout as C structs, so C clients and the Swift side agree byte for byte.
+ * Every function is static inline, prefixed rp_, and returns 0, a count, or an errno. */
+#ifndef RINGPORT_SHIM_H
+#define RINGPORT_SHIM_H
+
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* sched_setaffinity, CPU_SET */
+#endif
+#include <sched.h>
+
+#include <errno.h>
+#include <limits.h>
+#include <linux/futex.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+/* ---- futex on a shared word (no FUTEX_PRIVATE_FLAG: the word lives in a MAP_SHARED segment) ---- */
+
+/* Sleeps while *word == expected, at most timeout_ns (negative: no limit).
+ * Returns 0 when woken, or EAGAIN (word differed), EINTR, ETIMEDOUT. */
+static inline int rp_futex_wait(uint32_t *word, uint32_t expected, int64_t timeout_ns)
+{
+    struct timespec ts, *tsp = NULL;
+    if (timeout_ns >= 0) {
+        ts.tv_sec = (time_t)(timeout_ns / 1000000000);
+        ts.tv_nsec = (long)(timeout_ns % 1000000000);
+        tsp = &ts;
+    }
+    long r = syscall(SYS_futex, word, FUTEX_WAIT, expected, tsp, NULL, 0);
+    return r == 0 ? 0 : errno;
+}
+
+/* Wakes up to count sleepers on word. Returns the number woken, or -errno. */
+static inline int rp_futex_wake(uint32_t *word, int count)
+{
+    long r = syscall(SYS_futex, word, FUTEX_WAKE, count, NULL, NULL, 0);
+    return r >= 0 ? (int)r : -errno;
+}
+
+/* ---- process control ---- */
+
+/* The calling process gets SIGKILL when its parent dies; returns 0 or errno.
+ * Also returns ESRCH when the parent is already gone (we were reparented before the call). */
+static inline int rp_die_with_parent(pid_t expected_parent)
+{
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0) return errno;
+    return getppid() == expected_parent ? 0 : ESRCH;
+}
+
+/* Pins the calling thread to one CPU; returns 0 or errno. (CPU_SET and sched_setaffinity need _GNU_SOURCE.) */
+static inline int rp_pin_to_cpu(int cpu)
+{
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(cpu, &set);
+    return sched_setaffinity(0, sizeof set, &set) == 0 ? 0 : errno;
+}
+
+/* PAUSE in a spin loop: lets the sibling hyperthread run and slows our polling of a contended line. */
+static inline void rp_cpu_relax(void) { __builtin_ia32_pause(); }
+
+/* ---- shared layout (offsets are the contract; Swift tests check them with MemoryLayout) ---- */
+
+#define RP_SEGMENT_MAGIC 0x54524f50474e4952ull /* "RINGPORT" little-endian */
+#define RP_LAYOUT_VERSION 1u
+#define RP_SEGMENT_HEADER_SIZE 4096u
+#define RP_MAX_REGIONS 32u
+#define RP_CACHE_BLOCK 128u /* one writer per 128-byte block: adjacent-line prefetch pairs 64-byte lines */
+
+typedef struct rp_region {
+    uint32_t kind;  /* RegionKind */
+    uint16_t queue; /* queue number the region belongs to */
+    uint16_t flags;
+    uint32_t reserved;
+    uint32_t reserved2;
+    uint64_t offset; /* from the start of the segment; RP_CACHE_BLOCK aligned */
+    uint64_t length;
+} rp_region;
+_Static_assert(sizeof(rp_region) == 32, "rp_region size");
+
+typedef struct rp_segment_header {
+    uint64_t magic;
+    uint32_t layout_version;
+    uint32_t header_size;
+    uint64_t total_size;
+    uint64_t segment_id;
+    uint32_t region_count;
+    uint32_t flags;
+    uint8_t reserved[88];
+    rp_region regions[RP_MAX_REGIONS];
+} rp_segment_header;
+_Static_assert(offsetof(rp_segment_header, total_size) == 16, "total_size");
+_Static_assert(offsetof(rp_segment_header, segment_id) == 24, "segment_id");
+_Static_assert(offsetof(rp_segment_header, region_count) == 32, "region_count");
+_Static_assert(offsetof(rp_segment_header, regions) == 128, "regions");
+_Static_assert(sizeof(rp_segment_header) == 128 + 32 * RP_MAX_REGIONS, "header size");
+_Static_assert(sizeof(rp_segment_header) <= RP_SEGMENT_HEADER_SIZE, "header fits");
+
+/* NET_RING, split across 128-byte blocks so the OS-written and driver-written indices never share
+ * a line (NetAdapterCx keeps them on one line: its callbacks are serialized, ours run in two processes). */
+typedef struct rp_net_ring {
+    /* block 0: read-only after creation */
+    uint16_t os_reserved1; /* ring flags: RP_RING_* */
+    uint16_t element_stride;
+    uint32_t number_of_elements;
+    uint32_t element_index_mask;
+    uint32_t reserved0;
+    uint8_t pad0[RP_CACHE_BLOCK - 16];
+    /* block 1: written by the OS side only */
+    uint32_t end_index;
+    uint32_t os_reserved0;
+    uint8_t pad1[RP_CACHE_BLOCK - 8];
+    /* block 2: written by the driver side only */
+    uint32_t begin_index;
+    uint32_t next_index;
+    uint64_t scratch;
+    uint8_t pad2[RP_CACHE_BLOCK - 16];
+    /* elements follow: number_of_elements * element_stride bytes */
+} rp_net_ring;
+_Static_assert(offsetof(rp_net_ring, element_stride) == 2, "stride");
+_Static_assert(offsetof(rp_net_ring, number_of_elements) == 4, "count");
+_Static_assert(offsetof(rp_net_ring, element_index_mask) == 8, "mask");
+_Static_assert(offsetof(rp_net_ring, end_index) == 128, "end");
+_Static_assert(offsetof(rp_net_ring, begin_index) == 256, "begin");
+_Static_assert(offsetof(rp_net_ring, next_index) == 260, "next");
+_Static_assert(offsetof(rp_net_ring, scratch) == 264, "scratch");
+_Static_assert(sizeof(rp_net_ring) == 384, "ring header size");
+
+#define RP_RING_PACKET 0x1u
+#define RP_RING_FRAGMENT 0x2u
+#define RP_RING_TRANSMIT 0x10u
+#define RP_RING_RECEIVE 0x20u
+
+/* NET_PACKET (12 bytes in NetAdapterCx) plus the reference of the NDIS packet descriptor. */
+typedef struct rp_net_packet {
+    uint32_t fragment_index;
+    uint16_t fragment_count;
+    uint8_t layout[5]; /* NET_PACKET_LAYOUT: L2len:7 L3len:9 L4len:8 L2type:4 L3type:4 L4type:4 reserved:4 */
+    uint8_t flags;     /* bit 0 Ignore, bit 1 Scratch */
+    uint32_t descriptor;
+} rp_net_packet;
+_Static_assert(offsetof(rp_net_packet, fragment_count) == 4, "fragment_count");
+_Static_assert(offsetof(rp_net_packet, layout) == 6, "layout");
+_Static_assert(offsetof(rp_net_packet, flags) == 11, "flags");
+_Static_assert(offsetof(rp_net_packet, descriptor) == 12, "descriptor");
+_Static_assert(sizeof(rp_net_packet) == 16, "packet size");
+
+/* NET_FRAGMENT, unpacked (NetAdapterCx packs it into 64 bits), plus the data chunk it points at. */
+typedef struct rp_net_fragment {
+    uint32_t valid_length;
+    uint32_t capacity;
+    uint32_t chunk; /* index of the data-area chunk */
+    uint16_t offset;
+    uint8_t flags; /* bit 0 Scratch, bit 1 OsReserved_Bounced */
+    uint8_t reserved;
+} rp_net_fragment;
+_Static_assert(offsetof(rp_net_fragment, capacity) == 4, "capacity");
+_Static_assert(offsetof(rp_net_fragment, chunk) == 8, "chunk");
+_Static_assert(offsetof(rp_net_fragment, offset) == 12, "offset");
+_Static_assert(offsetof(rp_net_fragment, flags) == 14, "flags");
+_Static_assert(sizeof(rp_net_fragment) == 16, "fragment size");
+
+#endif

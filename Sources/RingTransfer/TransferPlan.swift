@@ -1,0 +1,72 @@
+import RingportCore
+
+/// A two-process transfer through one queue's rings: the OS side sends `packets` packets of
+/// 1...`maxFragments` fragments; the driver side checks order and every payload byte and returns them.
+/// Both sides derive each packet's shape and bytes from `seed` and its sequence number.
+public struct TransferPlan: Sendable, Equatable {
+    public var packets: Int
+    public var maxFragments: Int
+    public var maxFragmentBytes: Int
+    public var seed: UInt64
+    /// Packets the OS publishes with one `EndIndex` store.
+    public var batch: Int
+    /// Whether payload is written and checked (off: descriptors only, for the bare-ring benchmark).
+    public var payload: Bool
+
+    public init(
+        packets: Int,
+        maxFragments: Int = 4,
+        maxFragmentBytes: Int = 64,
+        seed: UInt64 = 1,
+        batch: Int = 32,
+        payload: Bool = true
+    ) {
+        self.packets = packets
+        self.maxFragments = maxFragments
+        self.maxFragmentBytes = maxFragmentBytes
+        self.seed = seed
+        self.batch = batch
+        self.payload = payload
+    }
+
+    /// The shape of packet `sequence`: its fragments' lengths and offsets.
+    @inlinable public func shape(of sequence: UInt64) -> PacketShape {
+        var state = seed ^ (sequence &* 0x9E37_79B9_7F4A_7C15)
+        let count = maxFragments == 1 ? 1 : 1 + Int(splitmix(&state) % UInt64(maxFragments))
+        return PacketShape(sequence: sequence, fragmentCount: count, state: state, maxBytes: maxFragmentBytes)
+    }
+
+    /// The byte at `position` of fragment `fragment` of packet `sequence`.
+    @inlinable public static func byte(_ sequence: UInt64, _ fragment: Int, _ position: Int) -> UInt8 {
+        UInt8(truncatingIfNeeded: sequence &* 131 &+ UInt64(fragment) &* 31 &+ UInt64(position) &* 7)
+    }
+}
+
+/// One packet's fragment layout, drawn from the plan's seed.
+public struct PacketShape {
+    public let sequence: UInt64
+    public let fragmentCount: Int
+    @usableFromInline var state: UInt64
+    @usableFromInline let maxBytes: Int
+
+    @inlinable init(sequence: UInt64, fragmentCount: Int, state: UInt64, maxBytes: Int) {
+        self.sequence = sequence
+        self.fragmentCount = fragmentCount
+        self.state = state
+        self.maxBytes = maxBytes
+    }
+
+    /// The next fragment's length (1...maxBytes) and offset in its chunk (0...63).
+    @inlinable public mutating func nextFragment() -> (length: Int, offset: Int) {
+        let r = splitmix(&state)
+        return (1 + Int(r % UInt64(maxBytes)), Int((r >> 32) % 64))
+    }
+}
+
+@inlinable func splitmix(_ state: inout UInt64) -> UInt64 {
+    state &+= 0x9E37_79B9_7F4A_7C15
+    var z = state
+    z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+    z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+    return z ^ (z >> 31)
+}

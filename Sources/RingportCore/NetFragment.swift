@@ -1,0 +1,102 @@
+import CRingportShim
+
+// Shared memory: a fragment element belongs to one side at a time, like a packet element. Its chunk,
+// offset and lengths come from the peer when the peer wrote them: check them against the data area
+// (`NetFragment.checkedSpan`) before touching payload.
+
+/// A view of one fragment element (`NET_FRAGMENT`, unpacked, plus the data chunk it points at).
+@frozen
+public struct NetFragment {
+    @usableFromInline let base: UnsafeMutableRawPointer
+    @usableFromInline let shadow: UnsafeMutableRawPointer?
+    @usableFromInline unowned(unsafe) let verifier: NetRingVerifier?
+    /// The element's index in the fragment ring.
+    public let index: UInt32
+
+    public static let size = MemoryLayout<rp_net_fragment>.size
+
+    @usableFromInline enum Offset {
+        @usableFromInline static let validLength = 0
+        @usableFromInline static let capacity = 4
+        @usableFromInline static let chunk = 8
+        @usableFromInline static let offset = 12
+        @usableFromInline static let flags = 14
+    }
+    @usableFromInline static let scratchBit: UInt8 = 0x1
+    @usableFromInline static let bouncedBit: UInt8 = 0x2
+
+    @inlinable init(
+        base: UnsafeMutableRawPointer,
+        shadow: UnsafeMutableRawPointer?,
+        verifier: NetRingVerifier?,
+        index: UInt32
+    ) {
+        self.base = base
+        self.shadow = shadow
+        self.verifier = verifier
+        self.index = index
+    }
+
+    /// Bytes of payload, starting at `offset` in the chunk.
+    @inlinable public var validLength: UInt32 {
+        get { base.load(fromByteOffset: Offset.validLength, as: UInt32.self) }
+        nonmutating set { store(newValue, at: Offset.validLength, field: .validLength) }
+    }
+    /// Bytes the buffer can hold from the start of the chunk.
+    @inlinable public var capacity: UInt32 {
+        get { base.load(fromByteOffset: Offset.capacity, as: UInt32.self) }
+        nonmutating set { store(newValue, at: Offset.capacity, field: .capacity) }
+    }
+    /// Index of the data-area chunk holding the payload.
+    @inlinable public var chunk: UInt32 {
+        get { base.load(fromByteOffset: Offset.chunk, as: UInt32.self) }
+        nonmutating set { store(newValue, at: Offset.chunk, field: .chunk) }
+    }
+    /// Where the payload starts in the chunk.
+    @inlinable public var offset: UInt16 {
+        get { base.load(fromByteOffset: Offset.offset, as: UInt16.self) }
+        nonmutating set { store(newValue, at: Offset.offset, field: .offset) }
+    }
+    /// The driver's one bit.
+    @inlinable public var scratch: Bool {
+        get { flags & Self.scratchBit != 0 }
+        nonmutating set { store(newValue ? flags | Self.scratchBit : flags & ~Self.scratchBit, at: Offset.flags, field: .scratch) }
+    }
+
+    @inlinable var flags: UInt8 { base.load(fromByteOffset: Offset.flags, as: UInt8.self) }
+
+    @inlinable func store<T: FixedWidthInteger>(_ value: T, at offset: Int, field: FragmentField) {
+        verifier?.willWrite(fragment: index, field: field)
+        base.storeBytes(of: value, toByteOffset: offset, as: T.self)
+        shadow?.storeBytes(of: value, toByteOffset: offset, as: T.self)
+    }
+
+    /// Zeroes the element before the OS fills it again.
+    @inlinable public func reset() {
+        verifier?.willWrite(fragment: index, field: .all)
+        base.storeBytes(of: 0, toByteOffset: 0, as: UInt64.self)
+        base.storeBytes(of: 0, toByteOffset: 8, as: UInt64.self)
+        shadow?.storeBytes(of: 0, toByteOffset: 0, as: UInt64.self)
+        shadow?.storeBytes(of: 0, toByteOffset: 8, as: UInt64.self)
+    }
+
+    /// The payload's byte range in the data area, if the fragment's chunk, offset, length and capacity
+    /// are all consistent with a data area of `chunkCount` chunks of `chunkSize` bytes; nil otherwise.
+    /// The fields are loaded once, so a peer changing them meanwhile cannot split the check from the use.
+    @inlinable public func checkedSpan(chunkCount: Int, chunkSize: Int) -> Range<Int>? {
+        let chunk = Int(self.chunk)
+        let capacity = Int(self.capacity)
+        let start = Int(self.offset)
+        let length = Int(self.validLength)
+        guard chunk < chunkCount, capacity <= chunkSize, start <= capacity, length <= capacity - start else {
+            return nil
+        }
+        let origin = chunk * chunkSize + start
+        return origin..<origin + length
+    }
+}
+
+/// The fields of a fragment element, named in checked-mode reports.
+public enum FragmentField: String, Sendable {
+    case validLength, capacity, chunk, offset, scratch, all
+}

@@ -1,0 +1,208 @@
+import CRingportShim
+
+// Shared memory: a packet element belongs to exactly one side at a time (the driver inside
+// `[BeginIndex, EndIndex)`, the OS outside); the other side must not write it, and may be writing it
+// right now if it is not ours.
+
+/// A view of one packet element (`NET_PACKET` plus the reference of an NDIS packet descriptor).
+///
+/// In checked mode every write goes through the verifier (which rejects writes the contract forbids,
+/// such as the driver changing `ignore` on a transmit packet) and into the side's shadow copy, so a
+/// later change by the peer can be told from our own.
+@frozen
+public struct NetPacket {
+    @usableFromInline let base: UnsafeMutableRawPointer
+    @usableFromInline let shadow: UnsafeMutableRawPointer?
+    @usableFromInline unowned(unsafe) let verifier: NetRingVerifier?
+    /// The element's index in the packet ring (`NetPacketIteratorGetIndex`).
+    public let index: UInt32
+
+    public static let size = MemoryLayout<rp_net_packet>.size
+
+    @usableFromInline enum Offset {
+        @usableFromInline static let fragmentIndex = 0
+        @usableFromInline static let fragmentCount = 4
+        @usableFromInline static let layout = 6
+        @usableFromInline static let flags = 11
+        @usableFromInline static let descriptor = 12
+    }
+    @usableFromInline static let ignoreBit: UInt8 = 0x1
+    @usableFromInline static let scratchBit: UInt8 = 0x2
+
+    @inlinable init(
+        base: UnsafeMutableRawPointer,
+        shadow: UnsafeMutableRawPointer?,
+        verifier: NetRingVerifier?,
+        index: UInt32
+    ) {
+        self.base = base
+        self.shadow = shadow
+        self.verifier = verifier
+        self.index = index
+    }
+
+    /// Fragment-ring index of the first fragment. Untrusted when the peer wrote it: mask before use.
+    @inlinable public var fragmentIndex: UInt32 {
+        get { base.load(fromByteOffset: Offset.fragmentIndex, as: UInt32.self) }
+        nonmutating set { store(newValue, at: Offset.fragmentIndex, field: .fragmentIndex) }
+    }
+
+    /// Number of fragments, contiguous in the fragment ring. 0 on an ignored transmit packet.
+    @inlinable public var fragmentCount: UInt16 {
+        get { base.load(fromByteOffset: Offset.fragmentCount, as: UInt16.self) }
+        nonmutating set { store(newValue, at: Offset.fragmentCount, field: .fragmentCount) }
+    }
+
+    @inlinable public var layout: NetPacketLayout {
+        get {
+            var bits: UInt64 = 0
+            for i in 0..<5 {
+                bits |= UInt64(base.load(fromByteOffset: Offset.layout + i, as: UInt8.self)) << (8 * i)
+            }
+            return NetPacketLayout(bits: bits)
+        }
+        nonmutating set {
+            verifier?.willWrite(packet: index, field: .layout)
+            for i in 0..<5 {
+                let byte = UInt8(truncatingIfNeeded: newValue.bits >> (8 * i))
+                base.storeBytes(of: byte, toByteOffset: Offset.layout + i, as: UInt8.self)
+                shadow?.storeBytes(of: byte, toByteOffset: Offset.layout + i, as: UInt8.self)
+            }
+        }
+    }
+
+    /// `Ignore`: set only by the OS on transmit (a packet it could not translate) and only by the
+    /// driver on receive (a frame to drop).
+    @inlinable public var ignore: Bool {
+        get { flags & Self.ignoreBit != 0 }
+        nonmutating set { setFlag(Self.ignoreBit, newValue, field: .ignore) }
+    }
+
+    /// `Scratch`: the driver's one bit; the OS resets it when it reuses the element.
+    @inlinable public var scratch: Bool {
+        get { flags & Self.scratchBit != 0 }
+        nonmutating set { setFlag(Self.scratchBit, newValue, field: .scratch) }
+    }
+
+    /// The NDIS packet descriptor this element carries (an index the OS side gives meaning to).
+    @inlinable public var descriptor: UInt32 {
+        get { base.load(fromByteOffset: Offset.descriptor, as: UInt32.self) }
+        nonmutating set { store(newValue, at: Offset.descriptor, field: .descriptor) }
+    }
+
+    @inlinable var flags: UInt8 { base.load(fromByteOffset: Offset.flags, as: UInt8.self) }
+
+    @inlinable func setFlag(_ bit: UInt8, _ on: Bool, field: PacketField) {
+        let value = on ? flags | bit : flags & ~bit
+        store(value, at: Offset.flags, field: field)
+    }
+
+    @inlinable func store<T: FixedWidthInteger>(_ value: T, at offset: Int, field: PacketField) {
+        verifier?.willWrite(packet: index, field: field)
+        base.storeBytes(of: value, toByteOffset: offset, as: T.self)
+        shadow?.storeBytes(of: value, toByteOffset: offset, as: T.self)
+    }
+
+    /// Zeroes the element, as the OS does before it reuses one (so `Scratch` starts at 0).
+    @inlinable public func reset() {
+        verifier?.willWrite(packet: index, field: .all)
+        base.storeBytes(of: 0, toByteOffset: 0, as: UInt64.self)
+        base.storeBytes(of: 0, toByteOffset: 8, as: UInt64.self)
+        shadow?.storeBytes(of: 0, toByteOffset: 0, as: UInt64.self)
+        shadow?.storeBytes(of: 0, toByteOffset: 8, as: UInt64.self)
+    }
+}
+
+/// The fields of a packet element, named in checked-mode reports.
+public enum PacketField: String, Sendable {
+    case fragmentIndex, fragmentCount, layout, ignore, scratch, descriptor, all
+}
+
+/// `NET_PACKET_LAYOUT`: five bytes of bit fields, packed as MSVC packs them (low bits first).
+@frozen
+public struct NetPacketLayout: Hashable, Sendable {
+    /// The 40 packed bits.
+    public var bits: UInt64
+
+    @inlinable public init(bits: UInt64) { self.bits = bits & 0xFF_FFFF_FFFF }
+
+    public init(
+        layer2Type: Layer2Type = .unspecified,
+        layer3Type: Layer3Type = .unspecified,
+        layer4Type: Layer4Type = .unspecified,
+        layer2HeaderLength: Int = 0,
+        layer3HeaderLength: Int = 0,
+        layer4HeaderLength: Int = 0
+    ) {
+        bits = 0
+        self.layer2Type = layer2Type
+        self.layer3Type = layer3Type
+        self.layer4Type = layer4Type
+        self.layer2HeaderLength = layer2HeaderLength
+        self.layer3HeaderLength = layer3HeaderLength
+        self.layer4HeaderLength = layer4HeaderLength
+    }
+
+    @inlinable func field(_ shift: Int, _ width: Int) -> Int { Int((bits >> shift) & (1 << width - 1)) }
+    @inlinable mutating func setField(_ shift: Int, _ width: Int, _ value: Int) {
+        precondition(value >= 0 && value < 1 << width, "layout field out of range")
+        bits = bits & ~((1 << UInt64(width) - 1) << shift) | UInt64(value) << shift
+    }
+
+    /// `Layer2HeaderLength:7`.
+    public var layer2HeaderLength: Int {
+        get { field(0, 7) }
+        set { setField(0, 7, newValue) }
+    }
+    /// `Layer3HeaderLength:9`.
+    public var layer3HeaderLength: Int {
+        get { field(7, 9) }
+        set { setField(7, 9, newValue) }
+    }
+    /// `Layer4HeaderLength:8`.
+    public var layer4HeaderLength: Int {
+        get { field(16, 8) }
+        set { setField(16, 8, newValue) }
+    }
+    public var layer2Type: Layer2Type {
+        get { Layer2Type(rawValue: UInt8(field(24, 4))) }
+        set { setField(24, 4, Int(newValue.rawValue)) }
+    }
+    public var layer3Type: Layer3Type {
+        get { Layer3Type(rawValue: UInt8(field(28, 4))) }
+        set { setField(28, 4, Int(newValue.rawValue)) }
+    }
+    public var layer4Type: Layer4Type {
+        get { Layer4Type(rawValue: UInt8(field(32, 4))) }
+        set { setField(32, 4, Int(newValue.rawValue)) }
+    }
+
+    @frozen public struct Layer2Type: RawRepresentable, Hashable, Sendable {
+        public var rawValue: UInt8
+        public init(rawValue: UInt8) { self.rawValue = rawValue }
+        public static let unspecified = Self(rawValue: 0)
+        public static let null = Self(rawValue: 1)
+        public static let ethernet = Self(rawValue: 2)
+        public static let ieee80211 = Self(rawValue: 3)
+    }
+    @frozen public struct Layer3Type: RawRepresentable, Hashable, Sendable {
+        public var rawValue: UInt8
+        public init(rawValue: UInt8) { self.rawValue = rawValue }
+        public static let unspecified = Self(rawValue: 0)
+        public static let ipv4UnspecifiedOptions = Self(rawValue: 1)
+        public static let ipv4WithOptions = Self(rawValue: 2)
+        public static let ipv4NoOptions = Self(rawValue: 3)
+        public static let ipv6UnspecifiedExtensions = Self(rawValue: 4)
+        public static let ipv6WithExtensions = Self(rawValue: 5)
+        public static let ipv6NoExtensions = Self(rawValue: 6)
+    }
+    @frozen public struct Layer4Type: RawRepresentable, Hashable, Sendable {
+        public var rawValue: UInt8
+        public init(rawValue: UInt8) { self.rawValue = rawValue }
+        public static let unspecified = Self(rawValue: 0)
+        public static let tcp = Self(rawValue: 1)
+        public static let udp = Self(rawValue: 2)
+        public static let ipFragment = Self(rawValue: 3)
+        public static let ipNotFragment = Self(rawValue: 4)
+    }
+}

@@ -1,0 +1,177 @@
+import Glibc
+
+/// One queue's rings as the driver sees them (`NET_RING_COLLECTION`): a packet ring and a fragment ring.
+///
+/// The driver owns `[BeginIndex, EndIndex)` of each ring and moves only `BeginIndex` and `NextIndex`,
+/// through the iterators' `set` or the explicit index setters below. In checked mode it carries a
+/// verifier that checks every transition.
+@frozen
+public struct NetRingCollection {
+    public let packetRing: NetRing
+    public let fragmentRing: NetRing
+    /// Non-nil in checked mode.
+    public let verifier: NetRingVerifier?
+
+    /// - Parameter checked: verify every transition (defaults to `NetRingChecking.isEnabledByDefault`).
+    public init(packetRing: NetRing, fragmentRing: NetRing, checked: Bool = NetRingChecking.isEnabledByDefault) {
+        precondition(packetRing.flags.contains(.packet) && fragmentRing.flags.contains(.fragment), "ring kinds swapped")
+        self.packetRing = packetRing
+        self.fragmentRing = fragmentRing
+        verifier = checked ? NetRingVerifier(side: .driver, packetRing: packetRing, fragmentRing: fragmentRing) : nil
+    }
+
+    @inlinable public var isChecked: Bool { verifier != nil }
+
+    @inlinable func ring(_ type: NetRingType) -> NetRing {
+        switch type {
+        case .packet: packetRing
+        case .fragment: fragmentRing
+        }
+    }
+
+    // MARK: Iterators (netringiterator.h)
+
+    /// `NetRingGetAllPackets`: `[BeginIndex, EndIndex)`; `set` moves `BeginIndex`.
+    @inlinable public func allPackets() -> NetRingPacketIterator {
+        observe()
+        return NetRingPacketIterator(
+            rings: self,
+            target: .begin,
+            index: packetRing.loadBeginIndex(),
+            end: packetRing.loadEndIndex()
+        )
+    }
+    /// `NetRingGetPostPackets`: `[NextIndex, EndIndex)`; `set` moves `NextIndex`.
+    @inlinable public func postPackets() -> NetRingPacketIterator {
+        observe()
+        verifier?.driverCheckPostStart(.packet)
+        return NetRingPacketIterator(
+            rings: self,
+            target: .next,
+            index: packetRing.loadNextIndex(),
+            end: packetRing.loadEndIndex()
+        )
+    }
+    /// `NetRingGetDrainPackets`: `[BeginIndex, NextIndex)`; `set` moves `BeginIndex`.
+    @inlinable public func drainPackets() -> NetRingPacketIterator {
+        observe()
+        return NetRingPacketIterator(
+            rings: self,
+            target: .begin,
+            index: packetRing.loadBeginIndex(),
+            end: packetRing.loadNextIndex()
+        )
+    }
+    /// `NetRingGetAllFragments`: `[BeginIndex, EndIndex)`; `set` moves `BeginIndex`.
+    @inlinable public func allFragments() -> NetRingFragmentIterator {
+        observe()
+        return NetRingFragmentIterator(
+            rings: self,
+            target: .begin,
+            index: fragmentRing.loadBeginIndex(),
+            end: fragmentRing.loadEndIndex()
+        )
+    }
+    /// `NetRingGetPostFragments`: `[NextIndex, EndIndex)`; `set` moves `NextIndex`.
+    @inlinable public func postFragments() -> NetRingFragmentIterator {
+        observe()
+        verifier?.driverCheckPostStart(.fragment)
+        return NetRingFragmentIterator(
+            rings: self,
+            target: .next,
+            index: fragmentRing.loadNextIndex(),
+            end: fragmentRing.loadEndIndex()
+        )
+    }
+    /// `NetRingGetDrainFragments`: `[BeginIndex, NextIndex)`; `set` moves `BeginIndex`.
+    @inlinable public func drainFragments() -> NetRingFragmentIterator {
+        observe()
+        return NetRingFragmentIterator(
+            rings: self,
+            target: .begin,
+            index: fragmentRing.loadBeginIndex(),
+            end: fragmentRing.loadNextIndex()
+        )
+    }
+
+    @inlinable func observe() {
+        if let verifier { verifier.driverObserve() }
+    }
+
+    // MARK: Elements
+
+    /// `NetRingGetPacketAtIndex`.
+    @inlinable public func packet(at index: UInt32) -> NetPacket {
+        NetPacket(
+            base: packetRing.element(at: index),
+            shadow: verifier.map { $0.packet.shadow(at: index) },
+            verifier: verifier,
+            index: index
+        )
+    }
+    /// `NetRingGetFragmentAtIndex`.
+    @inlinable public func fragment(at index: UInt32) -> NetFragment {
+        NetFragment(
+            base: fragmentRing.element(at: index),
+            shadow: verifier.map { $0.fragment.shadow(at: index) },
+            verifier: verifier,
+            index: index
+        )
+    }
+
+    // MARK: Index writes
+
+    /// Sets the fragment ring's `NextIndex`, as drivers do after posting a packet's fragments
+    /// (a packet's fragment iterator has no `set`).
+    @inlinable public func setFragmentNextIndex(to index: UInt32) throws(NetRingViolation) {
+        let current = fragmentRing.loadNextIndex()
+        try store(.fragment, .next, index, start: current, end: fragmentRing.loadEndIndex())
+    }
+    /// Sets the fragment ring's `BeginIndex`, returning fragments to the OS.
+    @inlinable public func setFragmentBeginIndex(to index: UInt32) throws(NetRingViolation) {
+        let current = fragmentRing.loadBeginIndex()
+        try store(.fragment, .begin, index, start: current, end: fragmentRing.loadEndIndex())
+    }
+
+    /// The one index write: checks the move stays within `[start, end]` (always: it is one comparison),
+    /// runs the verifier in checked mode, then stores.
+    @inlinable func store(
+        _ type: NetRingType,
+        _ target: NetRingIndex,
+        _ index: UInt32,
+        start: UInt32,
+        end: UInt32
+    ) throws(NetRingViolation) {
+        let ring = ring(type)
+        guard index < ring.numberOfElements,
+            ring.rangeCount(from: start, to: index) <= ring.rangeCount(from: start, to: end)
+        else { throw Self.pastEnd(type, target, index, start: start, end: end) }
+        if let verifier { try verifier.driverWillSet(type, target, to: index) }
+        switch target {
+        case .begin: ring.storeBeginIndex(index)
+        case .next: ring.storeNextIndex(index)
+        }
+    }
+
+    @inline(never) @usableFromInline
+    static func pastEnd(
+        _ type: NetRingType,
+        _ target: NetRingIndex,
+        _ index: UInt32,
+        start: UInt32,
+        end: UInt32
+    ) -> NetRingViolation {
+        let rule: NetRingRule = target == .begin ? .driverMovedBeginPastEnd : .driverMovedNextPastEnd
+        let name = target == .begin ? "BeginIndex" : "NextIndex"
+        return NetRingViolation(rule, ring: type, index: index, "\(name) \(start) -> \(index) passes \(end)")
+    }
+}
+
+/// Whether rings verify every transition unless told otherwise: on in debug builds (and so in tests),
+/// off in release builds; the environment variable `RINGPORT_CHECKED=1` or `=0` overrides both.
+public enum NetRingChecking {
+    public static var isEnabledByDefault: Bool {
+        if let value = getenv("RINGPORT_CHECKED") { return value.pointee == UInt8(ascii: "1") }
+        return _isDebugAssertConfiguration()
+    }
+}
