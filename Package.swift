@@ -2,7 +2,7 @@
 import PackageDescription
 
 let strict: [SwiftSetting] = [
-    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("ExistentialAny")
 ]
 
 let package = Package(
@@ -52,15 +52,17 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // Spawning the package's executables from tests, with bounded waits.
+        .target(name: "TestSupport", path: "Tests/Support"),
         .testTarget(name: "RingportCoreTests", dependencies: ["RingportCore", "CRingportShim"], swiftSettings: strict),
         .testTarget(
             name: "RingportSystemTests",
-            dependencies: ["RingportSystem", "RingportCore"],
+            dependencies: ["RingportSystem", "RingportCore", "TestSupport"],
             swiftSettings: strict
         ),
         .testTarget(
             name: "RingportIntegrationTests",
-            dependencies: ["RingTransfer", "RingportSystem", "RingportCore"],
+            dependencies: ["RingTransfer", "RingportSystem", "RingportCore", "TestSupport"],
             swiftSettings: strict
         ),
     ],

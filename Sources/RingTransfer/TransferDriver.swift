@@ -63,7 +63,8 @@ public struct TransferDriver {
         }
         var shape = plan.shape(of: sequence)
         guard Int(packet.fragmentCount) == shape.fragmentCount, Int(fragments.count) == shape.fragmentCount else {
-            throw TransferFailure("packet \(sequence): \(packet.fragmentCount) fragments, expected \(shape.fragmentCount)")
+            throw TransferFailure(
+                "packet \(sequence): \(packet.fragmentCount) fragments, expected \(shape.fragmentCount)")
         }
         var fragments = fragments
         var f = 0
@@ -77,7 +78,9 @@ public struct TransferDriver {
                 let fragmentNumber = f
                 let good = data.withBytes(span) { bytes in
                     var ok = true
-                    for i in 0..<bytes.count where bytes[i] != TransferPlan.byte(sequence, fragmentNumber, i) { ok = false }
+                    for i in 0..<bytes.count where bytes[i] != TransferPlan.byte(sequence, fragmentNumber, i) {
+                        ok = false
+                    }
                     return ok
                 }
                 guard good else { throw TransferFailure("packet \(sequence) fragment \(f): payload differs") }

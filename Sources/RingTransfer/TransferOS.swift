@@ -6,6 +6,8 @@ public struct TransferOS {
     public let plan: TransferPlan
     public let rings: TransferRings
     var queue: OSRingQueue
+    /// A fault to inject, to show the driver side detects it.
+    public var fault: TransferFault?
 
     public init(plan: TransferPlan, rings: TransferRings, checked: Bool = NetRingChecking.isEnabledByDefault) {
         self.plan = plan
@@ -14,7 +16,12 @@ public struct TransferOS {
     }
 
     /// Runs until every packet came back; returns the number of payload bytes sent.
-    public mutating func run(timeoutSeconds: Double = 60, spins: Int = 256) throws -> Int {
+    /// `isPeerAlive` is asked while idle: a dead driver ends the run at once instead of at the timeout.
+    public mutating func run(
+        timeoutSeconds: Double = 60,
+        spins: Int = 256,
+        isPeerAlive: () -> Bool = { true }
+    ) throws -> Int {
         var sent: UInt64 = 0
         var completed: UInt64 = 0
         var bytes = 0
@@ -59,6 +66,7 @@ public struct TransferOS {
                             for i in 0..<bytes.count { bytes[i] = TransferPlan.byte(sequence, f, i) }
                         }
                     }
+                    inject(fragment, sequence: sent, fragment: f)
                     bytes += length
                     fragments += 1
                 }
@@ -72,9 +80,32 @@ public struct TransferOS {
             if progress {
                 backoff.progressed()
             } else if !backoff.pause() {
-                throw TransferFailure("OS side: no progress for \(timeoutSeconds) s (sent \(sent), completed \(completed))")
+                throw TransferFailure(
+                    "OS side: no progress for \(timeoutSeconds) s (sent \(sent), completed \(completed))")
+            } else if backoff.idle & 1023 == 0 && !isPeerAlive() {
+                throw TransferFailure("OS side: the driver is gone (sent \(sent), completed \(completed))")
             }
         }
         return bytes
     }
+
+    func inject(_ fragment: NetFragment, sequence: UInt64, fragment number: Int) {
+        guard number == 0 else { return }
+        switch fault {
+        case .payloadByte(let packet) where packet == sequence && plan.payload:
+            rings.data.withBytes(rings.data.span(of: fragment)!) { $0[0] ^= 0xFF }
+        case .chunkOutOfRange(let packet) where packet == sequence:
+            fragment.chunk = UInt32(rings.data.chunkCount + 5)
+        default:
+            break
+        }
+    }
+}
+
+/// A fault the OS side injects into one packet.
+public enum TransferFault: Sendable, Equatable {
+    /// Flip the first payload byte of the packet's first fragment.
+    case payloadByte(packet: UInt64)
+    /// Point the packet's first fragment at a chunk past the end of the data area.
+    case chunkOutOfRange(packet: UInt64)
 }

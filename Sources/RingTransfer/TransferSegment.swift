@@ -33,7 +33,9 @@ public struct TransferRings {
     public let driverReady: SharedWord
 
     /// Writes fresh ring headers into a segment made with `geometry.layout` (the OS side does this).
-    public static func initialize(_ segment: borrowing SharedSegment, _ geometry: TransferGeometry) throws -> TransferRings {
+    public static func initialize(_ segment: borrowing SharedSegment, _ geometry: TransferGeometry) throws
+        -> TransferRings
+    {
         let flags: NetRingFlags = .transmit
         let packetRing = try NetRing.initialize(
             at: try segment.bytes(of: .packetRing),

@@ -60,7 +60,9 @@ public struct NetFragment {
     /// The driver's one bit.
     @inlinable public var scratch: Bool {
         get { flags & Self.scratchBit != 0 }
-        nonmutating set { store(newValue ? flags | Self.scratchBit : flags & ~Self.scratchBit, at: Offset.flags, field: .scratch) }
+        nonmutating set {
+            store(newValue ? flags | Self.scratchBit : flags & ~Self.scratchBit, at: Offset.flags, field: .scratch)
+        }
     }
 
     @inlinable var flags: UInt8 { base.load(fromByteOffset: Offset.flags, as: UInt8.self) }

@@ -67,7 +67,9 @@ public struct NetRing {
         let count = Int(base.load(fromByteOffset: Offset.numberOfElements, as: UInt32.self))
         let mask = base.load(fromByteOffset: Offset.elementIndexMask, as: UInt32.self)
         try checkGeometry(count: count, stride: stride, flags: flags, regionLength: region.count)
-        guard mask == UInt32(count - 1) else { throw .badRingGeometry("ElementIndexMask \(mask) for \(count) elements") }
+        guard mask == UInt32(count - 1) else {
+            throw .badRingGeometry("ElementIndexMask \(mask) for \(count) elements")
+        }
         return NetRing(
             header: base,
             elements: base + headerSize,

@@ -38,7 +38,7 @@ public struct NetRingCollection {
             rings: self,
             target: .begin,
             index: packetRing.loadBeginIndex(),
-            end: packetRing.loadEndIndex()
+            end: snapshotEnd(.packet)
         )
     }
     /// `NetRingGetPostPackets`: `[NextIndex, EndIndex)`; `set` moves `NextIndex`.
@@ -49,7 +49,7 @@ public struct NetRingCollection {
             rings: self,
             target: .next,
             index: packetRing.loadNextIndex(),
-            end: packetRing.loadEndIndex()
+            end: snapshotEnd(.packet)
         )
     }
     /// `NetRingGetDrainPackets`: `[BeginIndex, NextIndex)`; `set` moves `BeginIndex`.
@@ -69,7 +69,7 @@ public struct NetRingCollection {
             rings: self,
             target: .begin,
             index: fragmentRing.loadBeginIndex(),
-            end: fragmentRing.loadEndIndex()
+            end: snapshotEnd(.fragment)
         )
     }
     /// `NetRingGetPostFragments`: `[NextIndex, EndIndex)`; `set` moves `NextIndex`.
@@ -80,7 +80,7 @@ public struct NetRingCollection {
             rings: self,
             target: .next,
             index: fragmentRing.loadNextIndex(),
-            end: fragmentRing.loadEndIndex()
+            end: snapshotEnd(.fragment)
         )
     }
     /// `NetRingGetDrainFragments`: `[BeginIndex, NextIndex)`; `set` moves `BeginIndex`.
@@ -96,6 +96,13 @@ public struct NetRingCollection {
 
     @inlinable func observe() {
         if let verifier { verifier.driverObserve() }
+    }
+
+    /// `EndIndex` for a new iterator: in checked mode the one the verifier just observed, so the iterator
+    /// never covers elements the verifier has not taken in (the OS may publish between two loads).
+    @inlinable func snapshotEnd(_ type: NetRingType) -> UInt32 {
+        guard let verifier else { return ring(type).loadEndIndex() }
+        return type == .packet ? verifier.packet.end : verifier.fragment.end
     }
 
     // MARK: Elements
@@ -125,12 +132,12 @@ public struct NetRingCollection {
     /// (a packet's fragment iterator has no `set`).
     @inlinable public func setFragmentNextIndex(to index: UInt32) throws(NetRingViolation) {
         let current = fragmentRing.loadNextIndex()
-        try store(.fragment, .next, index, start: current, end: fragmentRing.loadEndIndex())
+        try store(.fragment, .next, index, start: current, end: snapshotEnd(.fragment))
     }
     /// Sets the fragment ring's `BeginIndex`, returning fragments to the OS.
     @inlinable public func setFragmentBeginIndex(to index: UInt32) throws(NetRingViolation) {
         let current = fragmentRing.loadBeginIndex()
-        try store(.fragment, .begin, index, start: current, end: fragmentRing.loadEndIndex())
+        try store(.fragment, .begin, index, start: current, end: snapshotEnd(.fragment))
     }
 
     /// The one index write: checks the move stays within `[start, end]` (always: it is one comparison),

@@ -24,7 +24,7 @@ public final class NetRingVerifier {
         let elements: UnsafeMutableRawPointer
         var begin: UInt32
         var next: UInt32
-        var end: UInt32
+        @usableFromInline var end: UInt32
 
         init(_ ring: NetRing, _ type: NetRingType) {
             self.ring = ring
@@ -37,7 +37,9 @@ public final class NetRingVerifier {
             end = ring.loadEndIndex()
         }
 
-        @usableFromInline func shadow(at index: UInt32) -> UnsafeMutableRawPointer { elements + Int(index) * ring.elementStride }
+        @usableFromInline func shadow(at index: UInt32) -> UnsafeMutableRawPointer {
+            elements + Int(index) * ring.elementStride
+        }
 
         func matches(_ index: UInt32) -> Bool {
             memcmp(ring.element(at: index), shadow(at: index), ring.elementStride) == 0
@@ -119,22 +121,26 @@ public final class NetRingVerifier {
             )
         }
         if let changed = s.firstChange(from: s.begin, to: s.end) {
-            found = found ?? NetRingViolation(
-                .osChangedElementInsideDriverRange,
-                ring: s.type,
-                index: changed,
-                "element \(changed) changed while the driver owned [\(s.begin), \(s.end))"
-            )
+            found =
+                found
+                ?? NetRingViolation(
+                    .osChangedElementInsideDriverRange,
+                    ring: s.type,
+                    index: changed,
+                    "element \(changed) changed while the driver owned [\(s.begin), \(s.end))"
+                )
             s.copyIn(from: changed, to: s.ring.increment(changed))
         }
         let newEnd = s.ring.loadEndIndex()
         if s.ring.rangeCount(from: s.begin, to: newEnd) < s.ring.rangeCount(from: s.begin, to: s.end) {
-            found = found ?? NetRingViolation(
-                .osMovedEndBackward,
-                ring: s.type,
-                index: newEnd,
-                "EndIndex went from \(s.end) to \(newEnd) with BeginIndex \(s.begin)"
-            )
+            found =
+                found
+                ?? NetRingViolation(
+                    .osMovedEndBackward,
+                    ring: s.type,
+                    index: newEnd,
+                    "EndIndex went from \(s.end) to \(newEnd) with BeginIndex \(s.begin)"
+                )
         } else {
             s.copyIn(from: s.end, to: newEnd)
         }
@@ -143,7 +149,9 @@ public final class NetRingVerifier {
     }
 
     /// Called by the driver's `set` of `BeginIndex` or `NextIndex`; throws any violation found so far.
-    @usableFromInline func driverWillSet(_ type: NetRingType, _ target: NetRingIndex, to index: UInt32) throws(NetRingViolation) {
+    @usableFromInline func driverWillSet(_ type: NetRingType, _ target: NetRingIndex, to index: UInt32)
+        throws(NetRingViolation)
+    {
         driverObserve()
         let violation: NetRingViolation? = withShadow(type) { s in
             switch target {

@@ -124,7 +124,9 @@ public struct OSRingQueue {
     /// Takes back received packets with their fragments (the Rx flow): each packet that is not ignored
     /// must name at least one fragment, inside the returned fragments, after the previous packet's.
     /// `body` gets the packet and the fragment-ring index of its first fragment.
-    public mutating func reclaimReceived(_ body: (NetPacket, NetPacketFragments) -> Void) throws(NetRingViolation) -> Int {
+    public mutating func reclaimReceived(_ body: (NetPacket, NetPacketFragments) -> Void) throws(NetRingViolation)
+        -> Int
+    {
         let packetBegin = try returnedEnd(packetRing, .packet, cursor: packetCursor, end: packetEnd)
         // Load after the packet index: the driver returns fragments first, so this one is at least as new.
         let fragmentBegin = try returnedEnd(fragmentRing, .fragment, cursor: fragmentCursor, end: fragmentEnd)

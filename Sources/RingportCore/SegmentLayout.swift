@@ -147,7 +147,9 @@ public struct SegmentHeader: Hashable, Sendable {
             let offset = base.load(fromByteOffset: entry + 16, as: UInt64.self)
             let length = base.load(fromByteOffset: entry + 24, as: UInt64.self)
             // Regions are laid out in order, so "after the previous one" also rules out overlap.
-            guard offset % UInt64(RP_CACHE_BLOCK) == 0 else { throw .badRegion(index: i, reason: "offset \(offset) unaligned") }
+            guard offset % UInt64(RP_CACHE_BLOCK) == 0 else {
+                throw .badRegion(index: i, reason: "offset \(offset) unaligned")
+            }
             guard offset >= lowestFree else { throw .badRegion(index: i, reason: "offset \(offset) overlaps") }
             guard length > 0, length <= total, offset <= total - length else {
                 throw .badRegion(index: i, reason: "[\(offset), +\(length)) exceeds the segment's \(total) bytes")

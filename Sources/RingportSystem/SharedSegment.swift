@@ -131,14 +131,6 @@ public struct SharedSegment: ~Copyable {
         else { throw .badName(name) }
     }
 
-    init(name: String, header: SegmentHeader, isOwner: Bool, base: UnsafeMutableRawPointer, size: Int) {
-        self.name = name
-        self.header = header
-        self.isOwner = isOwner
-        self.base = base
-        self.size = size
-    }
-
     deinit {
         munmap(base, size)
         if isOwner { shm_unlink(name) }

@@ -22,7 +22,9 @@ public struct SystemError: Error, Hashable, Sendable, CustomStringConvertible {
 
 /// Retries `body` while it fails with EINTR; any other failure is thrown as a `SystemError`.
 /// `body` returns -1 on failure with errno set, as C calls do.
-public func retryingOnInterrupt<T: FixedWidthInteger>(_ call: @autoclosure () -> String, _ body: () -> T) throws(SystemError) -> T {
+public func retryingOnInterrupt<T: FixedWidthInteger>(_ call: @autoclosure () -> String, _ body: () -> T)
+    throws(SystemError) -> T
+{
     while true {
         let result = body()
         if result != -1 { return result }

@@ -51,11 +51,10 @@ struct Bench: ParsableCommand {
         let geometry = TransferGeometry(packetRingSize: ringSize, fragmentRingSize: ringSize, chunkSize: 128)
         let segment = try SharedSegment.create(prefix: "ringport-bench", layout: geometry.layout)
         let rings = try TransferRings.initialize(segment, geometry)
-        let plan = TransferPlan(packets: packets, maxFragments: 1, maxFragmentBytes: 64, batch: batch, payload: false)
         let child = try spawnSelf([
             "drive", "--segment", segment.name, "--packets", "\(packets)", "--max-fragments", "1",
             "--max-fragment-bytes", "64", "--chunk-size", "128", "--no-payload", "--checked", "false",
-            "--cpu", "1", "--spins", "\(Int.max)", "--parent", "\(getpid())",
+            "--cpu", "1", "--parent", "\(getpid())", "--bench",
         ])
         let deadline = ProcessControl.monotonicNanoseconds() + 10_000_000_000
         while rings.driverReady.load() == 0 {
@@ -65,10 +64,9 @@ struct Bench: ParsableCommand {
             }
             usleep(1000)
         }
-        var os = TransferOS(plan: plan, rings: rings, checked: false)
         let cpu0 = Self.cpuNanoseconds(RUSAGE_SELF)
         let t0 = ProcessControl.monotonicNanoseconds()
-        _ = try os.run(timeoutSeconds: 30, spins: Int.max)
+        try RingBench.runOS(rings, packets: packets, batch: batch, timeoutSeconds: 30)
         let t1 = ProcessControl.monotonicNanoseconds()
         let cpu = Self.cpuNanoseconds(RUSAGE_SELF) - cpu0
         child.waitUntilExit()

@@ -17,6 +17,8 @@ struct Drive: ParsableCommand {
     @Option(help: "Pin to this CPU.") var cpu: Int?
     @Option(help: "Spins before yielding the CPU when idle.") var spins = 256
     @Option(help: "Exit when this process id is no longer our parent.") var parent: Int32?
+    @Flag(help: "Run the bare-ring benchmark's driver loop (one fragment per packet, no payload).")
+    var bench = false
 
     func run() throws {
         if let parent { try ProcessControl.dieWithParent(expectedParent: parent) }
@@ -36,6 +38,16 @@ struct Drive: ParsableCommand {
             checked: checked ?? NetRingChecking.isEnabledByDefault
         )
         rings.driverReady.store(UInt32(getpid()))
+        if bench {
+            do {
+                try RingBench.runDriver(rings, packets: plan.packets, timeoutSeconds: timeout)
+            } catch {
+                FileHandleStderr.write("ringport-peer drive: \(error)\n")
+                throw ExitCode(1)
+            }
+            print("ok packets=\(plan.packets)")
+            return
+        }
         do {
             try driver.run(timeoutSeconds: timeout, spins: spins)
         } catch {

@@ -13,7 +13,7 @@ struct RingportPeer: ParsableCommand {
             Example:
               ringport-peer bench --transport ring --batch 32
             """,
-        subcommands: [Drive.self, Bench.self, PipeSink.self]
+        subcommands: [Drive.self, Bench.self, PipeSink.self, Probe.self]
     )
 }
 
