@@ -45,7 +45,8 @@ public enum RingBench {
 
     /// The driver side: receives `packets` packets, checking their sequence, and returns them.
     public static func runDriver(_ rings: TransferRings, packets: Int, timeoutSeconds: Double = 60) throws {
-        let collection = NetRingCollection(packetRing: rings.packetRing, fragmentRing: rings.fragmentRing, checked: false)
+        let collection = NetRingCollection(
+            packetRing: rings.packetRing, fragmentRing: rings.fragmentRing, checked: false)
         var backoff = Backoff(timeoutSeconds: timeoutSeconds, spins: Int.max)
         let total = UInt32(truncatingIfNeeded: packets)
         var received: UInt32 = 0
