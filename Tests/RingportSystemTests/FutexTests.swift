@@ -1,3 +1,4 @@
+import Foundation
 import Glibc
 import Testing
 
@@ -21,28 +22,31 @@ final class Word: @unchecked Sendable {
         #expect(Futex.wait(word.pointer, expected: 8, timeoutNanoseconds: 1_000_000_000) == .valueChanged)
     }
 
-    @Test func wakeWakesASleeper() async throws {
+    @Test func wakeWakesASleeper() throws {
         let word = Word(0)
-        let sleeper = Task.detached {
-            // Bounded: a lost wake-up fails the test instead of hanging it.
-            var result = Futex.WaitResult.valueChanged
-            let deadline = ProcessControl.monotonicNanoseconds() + 5_000_000_000
-            while word.pointer.pointee == 0 && ProcessControl.monotonicNanoseconds() < deadline {
-                result = Futex.wait(word.pointer, expected: 0, timeoutNanoseconds: 5_000_000_000)
-            }
-            return (result, word.pointer.pointee)
+        let outcome = Outcome()
+        // A real thread: a futex sleeper must not block one of the few cooperative-pool threads.
+        Thread.detachNewThread {
+            outcome.set(Futex.wait(word.pointer, expected: 0, timeoutNanoseconds: 10_000_000_000))
         }
-        try await Task.sleep(nanoseconds: 20_000_000)
-        word.pointer.pointee = 1
+        // Wake until the sleeper is queued and woken (it may not be asleep yet on the first tries).
         var woken = 0
-        for _ in 0..<500 where woken == 0 {
-            woken = Futex.wake(word.pointer)
+        let deadline = ProcessControl.monotonicNanoseconds() + 10_000_000_000
+        while woken == 0 && ProcessControl.monotonicNanoseconds() < deadline {
             usleep(1000)
+            woken = Futex.wake(word.pointer)
         }
-        let (result, value) = await sleeper.value
-        #expect(value == 1)
-        #expect(woken == 1 || result == .valueChanged)
+        #expect(woken == 1)
+        while outcome.get() == nil && ProcessControl.monotonicNanoseconds() < deadline { usleep(1000) }
+        #expect(outcome.get() == .woken)
     }
+}
+
+final class Outcome: @unchecked Sendable {
+    let lock = NSLock()
+    var result: Futex.WaitResult?
+    func set(_ value: Futex.WaitResult) { lock.withLock { result = value } }
+    func get() -> Futex.WaitResult? { lock.withLock { result } }
 }
 
 @Suite struct ProcessControlTests {
