@@ -6,7 +6,7 @@ import CRingportShim
 
 /// A view of one fragment element (`NET_FRAGMENT`, unpacked, plus the data chunk it points at).
 @frozen
-public struct NetFragment {
+public struct NetFragment: NetRingElement {
     @usableFromInline let base: UnsafeMutableRawPointer
     @usableFromInline let shadow: UnsafeMutableRawPointer?
     @usableFromInline unowned(unsafe) let verifier: NetRingVerifier?
@@ -35,6 +35,18 @@ public struct NetFragment {
         self.shadow = shadow
         self.verifier = verifier
         self.index = index
+    }
+
+    public static var ringType: NetRingType { .fragment }
+
+    /// A view of element `index` of `ring`, checked through `verifier` when there is one.
+    @inlinable public init(_ ring: NetRing, at index: UInt32, verifier: NetRingVerifier?) {
+        self.init(
+            base: ring.element(at: index),
+            shadow: verifier.map { $0.fragment.shadow(at: index) },
+            verifier: verifier,
+            index: index
+        )
     }
 
     /// Bytes of payload, starting at `offset` in the chunk.

@@ -10,7 +10,7 @@ import CRingportShim
 /// such as the driver changing `ignore` on a transmit packet) and into the side's shadow copy, so a
 /// later change by the peer can be told from our own.
 @frozen
-public struct NetPacket {
+public struct NetPacket: NetRingElement {
     @usableFromInline let base: UnsafeMutableRawPointer
     @usableFromInline let shadow: UnsafeMutableRawPointer?
     @usableFromInline unowned(unsafe) let verifier: NetRingVerifier?
@@ -39,6 +39,18 @@ public struct NetPacket {
         self.shadow = shadow
         self.verifier = verifier
         self.index = index
+    }
+
+    public static var ringType: NetRingType { .packet }
+
+    /// A view of element `index` of `ring`, checked through `verifier` when there is one.
+    @inlinable public init(_ ring: NetRing, at index: UInt32, verifier: NetRingVerifier?) {
+        self.init(
+            base: ring.element(at: index),
+            shadow: verifier.map { $0.packet.shadow(at: index) },
+            verifier: verifier,
+            index: index
+        )
     }
 
     /// Fragment-ring index of the first fragment. Untrusted when the peer wrote it: mask before use.

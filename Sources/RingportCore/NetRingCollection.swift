@@ -109,21 +109,11 @@ public struct NetRingCollection {
 
     /// `NetRingGetPacketAtIndex`.
     @inlinable public func packet(at index: UInt32) -> NetPacket {
-        NetPacket(
-            base: packetRing.element(at: index),
-            shadow: verifier.map { $0.packet.shadow(at: index) },
-            verifier: verifier,
-            index: index
-        )
+        NetPacket(packetRing, at: index, verifier: verifier)
     }
     /// `NetRingGetFragmentAtIndex`.
     @inlinable public func fragment(at index: UInt32) -> NetFragment {
-        NetFragment(
-            base: fragmentRing.element(at: index),
-            shadow: verifier.map { $0.fragment.shadow(at: index) },
-            verifier: verifier,
-            index: index
-        )
+        NetFragment(fragmentRing, at: index, verifier: verifier)
     }
 
     // MARK: Index writes

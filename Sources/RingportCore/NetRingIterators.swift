@@ -1,14 +1,22 @@
-/// `NET_RING_PACKET_ITERATOR`: a cursor over a range of the packet ring.
+/// An element type of a net ring (`NetPacket` or `NetFragment`): how to find its ring in a collection and
+/// how to make a view of one.
+public protocol NetRingElement {
+    static var ringType: NetRingType { get }
+    init(_ ring: NetRing, at index: UInt32, verifier: NetRingVerifier?)
+}
+
+/// `NET_RING_ITERATOR`: a cursor over a range of one ring of a collection.
 ///
 /// A plain value: the end is a snapshot taken when it was made, `advance` and `advanceToTheEnd` move only
-/// the iterator, and `set` is its only write to the ring.
+/// the iterator, and `set` (through `IndexToSet`: `BeginIndex` or `NextIndex`) is its only write to the
+/// ring. Moving an index past the end is refused.
 @frozen
-public struct NetRingPacketIterator {
+public struct NetRingIterator<Element: NetRingElement> {
     @usableFromInline let rings: NetRingCollection
     @usableFromInline let target: NetRingIndex
     @usableFromInline let start: UInt32
-    /// `NetPacketIteratorGetIndex`.
     @usableFromInline var _index: UInt32
+    /// `Net*IteratorGetIndex`.
     @inlinable public var index: UInt32 { _index }
     /// The snapshot of the range's end.
     public let end: UInt32
@@ -21,21 +29,32 @@ public struct NetRingPacketIterator {
         self.end = end
     }
 
-    /// `NetPacketIteratorHasAny`.
-    @inlinable public var hasAny: Bool { index != end }
-    /// `NetPacketIteratorGetCount`: elements left.
-    @inlinable public var count: UInt32 { (end &- index) & rings.packetRing.elementIndexMask }
-    /// `NetPacketIteratorAdvance`.
-    @inlinable public mutating func advance() { _index = rings.packetRing.increment(_index) }
-    /// `NetPacketIteratorAdvanceToTheEnd`.
+    @inlinable var ring: NetRing { rings.ring(Element.ringType) }
+
+    /// `Net*IteratorHasAny`.
+    @inlinable public var hasAny: Bool { _index != end }
+    /// `Net*IteratorGetCount`: elements left.
+    @inlinable public var count: UInt32 { (end &- _index) & ring.elementIndexMask }
+    /// `Net*IteratorAdvance`.
+    @inlinable public mutating func advance() { _index = ring.increment(_index) }
+    /// `Net*IteratorAdvanceToTheEnd`.
     @inlinable public mutating func advanceToTheEnd() { _index = end }
-    /// `NetPacketIteratorGetPacket`.
-    @inlinable public var packet: NetPacket { rings.packet(at: index) }
-    /// `NetPacketIteratorSet`: stores the iterator's index in `NextIndex` (post) or `BeginIndex`
-    /// (drain, all): the only write to the ring. Moving past the end is refused.
+    /// `NetPacketIteratorGetPacket` / `NetFragmentIteratorGetFragment`.
+    @inlinable public var element: Element { Element(ring, at: _index, verifier: rings.verifier) }
+    /// `Net*IteratorSet`: stores the iterator's index in `NextIndex` (post) or `BeginIndex` (drain, all).
     @inlinable public func set() throws(NetRingViolation) {
-        try rings.store(.packet, target, index, start: start, end: end)
+        try rings.store(Element.ringType, target, _index, start: start, end: end)
     }
+}
+
+/// `NET_RING_PACKET_ITERATOR`.
+public typealias NetRingPacketIterator = NetRingIterator<NetPacket>
+/// `NET_RING_FRAGMENT_ITERATOR`.
+public typealias NetRingFragmentIterator = NetRingIterator<NetFragment>
+
+extension NetRingIterator where Element == NetPacket {
+    /// `NetPacketIteratorGetPacket`.
+    @inlinable public var packet: NetPacket { element }
 
     /// `NetPacketIteratorGetFragments`: the current packet's fragments,
     /// `[FragmentIndex, FragmentIndex + FragmentCount)` in the fragment ring.
@@ -48,39 +67,9 @@ public struct NetRingPacketIterator {
     }
 }
 
-/// `NET_RING_FRAGMENT_ITERATOR` over a range of the fragment ring: like the packet iterator.
-@frozen
-public struct NetRingFragmentIterator {
-    @usableFromInline let rings: NetRingCollection
-    @usableFromInline let target: NetRingIndex
-    @usableFromInline let start: UInt32
-    /// `NetFragmentIteratorGetIndex`.
-    @usableFromInline var _index: UInt32
-    @inlinable public var index: UInt32 { _index }
-    public let end: UInt32
-
-    @inlinable init(rings: NetRingCollection, target: NetRingIndex, index: UInt32, end: UInt32) {
-        self.rings = rings
-        self.target = target
-        self.start = index
-        self._index = index
-        self.end = end
-    }
-
-    /// `NetFragmentIteratorHasAny`.
-    @inlinable public var hasAny: Bool { index != end }
-    /// `NetFragmentIteratorGetCount`.
-    @inlinable public var count: UInt32 { (end &- index) & rings.fragmentRing.elementIndexMask }
-    /// `NetFragmentIteratorAdvance`.
-    @inlinable public mutating func advance() { _index = rings.fragmentRing.increment(_index) }
-    /// `NetFragmentIteratorAdvanceToTheEnd`.
-    @inlinable public mutating func advanceToTheEnd() { _index = end }
+extension NetRingIterator where Element == NetFragment {
     /// `NetFragmentIteratorGetFragment`.
-    @inlinable public var fragment: NetFragment { rings.fragment(at: index) }
-    /// `NetFragmentIteratorSet`.
-    @inlinable public func set() throws(NetRingViolation) {
-        try rings.store(.fragment, target, index, start: start, end: end)
-    }
+    @inlinable public var fragment: NetFragment { element }
 }
 
 /// The fragments of one packet (`NetPacketIteratorGetFragments`). It has no `set`: its `IndexToSet` is
@@ -99,9 +88,9 @@ public struct NetPacketFragmentIterator {
         self.end = end
     }
 
-    @inlinable public var hasAny: Bool { index != end }
-    @inlinable public var count: UInt32 { (end &- index) & rings.fragmentRing.elementIndexMask }
+    @inlinable public var hasAny: Bool { _index != end }
+    @inlinable public var count: UInt32 { (end &- _index) & rings.fragmentRing.elementIndexMask }
     @inlinable public mutating func advance() { _index = rings.fragmentRing.increment(_index) }
     @inlinable public mutating func advanceToTheEnd() { _index = end }
-    @inlinable public var fragment: NetFragment { rings.fragment(at: index) }
+    @inlinable public var fragment: NetFragment { rings.fragment(at: _index) }
 }

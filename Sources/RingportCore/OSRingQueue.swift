@@ -56,20 +56,10 @@ public struct OSRingQueue {
     @inlinable public func stagedFragmentIndex(_ k: Int) -> UInt32 { fragmentRing.advance(fragmentEnd, by: Int32(k)) }
 
     @inlinable public func packet(at index: UInt32) -> NetPacket {
-        NetPacket(
-            base: packetRing.element(at: index),
-            shadow: verifier.map { $0.packet.shadow(at: index) },
-            verifier: verifier,
-            index: index
-        )
+        NetPacket(packetRing, at: index, verifier: verifier)
     }
     @inlinable public func fragment(at index: UInt32) -> NetFragment {
-        NetFragment(
-            base: fragmentRing.element(at: index),
-            shadow: verifier.map { $0.fragment.shadow(at: index) },
-            verifier: verifier,
-            index: index
-        )
+        NetFragment(fragmentRing, at: index, verifier: verifier)
     }
 
     /// Gives the driver the next `packets` packet elements and `fragments` fragment elements: fragments
