@@ -61,8 +61,10 @@ extension NetRingIterator where Element == NetPacket {
     @inlinable public func fragments() -> NetPacketFragmentIterator {
         let packet = self.packet
         let ring = rings.fragmentRing
+        let count = packet.fragmentCount
         let first = packet.fragmentIndex & ring.elementIndexMask
-        let end = (first &+ UInt32(packet.fragmentCount)) & ring.elementIndexMask
+        let end = (first &+ UInt32(count)) & ring.elementIndexMask
+        if let verifier = rings.verifier { verifier.driverCheckFragments(of: _index, first: first, count: count) }
         return NetPacketFragmentIterator(rings: rings, index: first, end: end)
     }
 }

@@ -200,6 +200,23 @@ public final class NetRingVerifier {
         if let violation { latch(violation) }
     }
 
+    /// Checks that a packet the driver is about to walk names only fragments the driver owns.
+    @usableFromInline func driverCheckFragments(of packet: UInt32, first: UInt32, count: UInt16) {
+        guard count > 0 else { return }
+        let ring = fragment.ring
+        let owned = ring.rangeCount(from: fragment.begin, to: fragment.end)
+        let offset = ring.rangeCount(from: fragment.begin, to: first & ring.elementIndexMask)
+        guard UInt32(count) > owned || offset >= owned || UInt32(count) > owned - offset else { return }
+        latch(
+            .init(
+                .osPacketFragmentsOutsideRange,
+                ring: .packet,
+                index: packet,
+                "fragments [\(first), +\(count)) are not within the driver's [\(fragment.begin), \(fragment.end))"
+            )
+        )
+    }
+
     // MARK: Element writes (both sides)
 
     @usableFromInline func willWrite(packet index: UInt32, field: PacketField) {

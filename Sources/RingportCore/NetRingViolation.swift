@@ -26,6 +26,9 @@ public enum NetRingRule: String, Sendable, CaseIterable {
     case osChangedElementInsideDriverRange
     /// The OS tried to give the driver more than `NumberOfElements - 1` elements.
     case osOverfilledRing
+    /// A posted packet names fragments the driver does not own (outside the fragment ring's
+    /// `[BeginIndex, EndIndex)`), or more fragments than the ring holds.
+    case osPacketFragmentsOutsideRange
     /// A returned receive packet names fragments outside the returned range, out of order, or none.
     case driverReturnedInvalidReceivePacket
 }

@@ -87,10 +87,10 @@ import Testing
         let (fixture, _, rings) = try published()
         defer { withExtendedLifetime(fixture) {} }
         let all = rings.allPackets()
-        all.packet.fragmentCount = 3
-        #expect(brokenRule { try all.set() } == .driverChangedTransmitPacket)
         all.fragments().fragment.validLength = 1
         #expect(brokenRule { try all.set() } == .driverChangedTransmitFragment)
+        all.packet.descriptor = 3
+        #expect(brokenRule { try all.set() } == .driverChangedTransmitPacket)
         all.packet.scratch = true  // the one field it may write
         #expect(brokenRule { try all.set() } == nil)
     }
@@ -159,6 +159,24 @@ import Testing
         #expect(brokenRule { _ = try os.reclaimReceived { _, _ in } } == .driverReturnedInvalidReceivePacket)
     }
 
+    @Test(arguments: [(UInt32(5), UInt16(1)), (1, 2), (0, 17), (15, 2), (1, 1)])
+    func packetNamingFragmentsTheDriverDoesNotOwnIsReported(first: UInt32, count: UInt16) throws {
+        let fixture = try RingFixture(packets: 8, fragments: 16)
+        defer { withExtendedLifetime(fixture) {} }
+        var os = fixture.os()
+        try fixture.send(&os, count: 2)  // fragments [0, 2) published
+        // A hostile OS rewrites a published packet before the driver looks at it.
+        let rogue = fixture.os(checked: false)
+        rogue.packet(at: 1).fragmentIndex = first
+        rogue.packet(at: 1).fragmentCount = count
+        let rings = fixture.driver()
+        var all = rings.allPackets()
+        all.advance()
+        _ = all.fragments()
+        let inRange = first == 1 && count == 1
+        #expect(brokenRule { try all.set() } == (inRange ? nil : .osPacketFragmentsOutsideRange))
+    }
+
     @Test func everyRuleHasATest() {
         // Keep this list in step with the tests above: a new rule needs a test that breaks it.
         let tested: Set<NetRingRule> = [
@@ -166,6 +184,7 @@ import Testing
             .osWroteDriverIndex, .osMovedEndBackward, .driverChangedElementOutsideRange, .driverChangedIgnore,
             .driverChangedTransmitPacket, .driverChangedTransmitFragment, .driverChangedReceiveBuffer,
             .osChangedElementInsideDriverRange, .osOverfilledRing, .driverReturnedInvalidReceivePacket,
+            .osPacketFragmentsOutsideRange,
         ]
         #expect(tested == Set(NetRingRule.allCases))
     }
