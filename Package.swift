@@ -10,12 +10,16 @@ let package = Package(
     products: [
         .library(name: "RingportCore", targets: ["RingportCore"]),
         .library(name: "RingportSystem", targets: ["RingportSystem"]),
+        .library(name: "Ringport", targets: ["Ringport"]),
+        .executable(name: "ringportd", targets: ["ringportd"]),
+        .executable(name: "ringport", targets: ["ringport"]),
         .executable(name: "ringport-peer", targets: ["ringport-peer"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-atomics.git", from: "1.3.0"),
         .package(url: "https://github.com/apple/swift-system.git", from: "1.8.1"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
     ],
     targets: [
         // C: only what Swift cannot call (futex, prctl) and the shared layout structs.
@@ -39,8 +43,38 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // The protocol library: bindings, packet and buffer pools, send and send-complete.
+        .target(name: "Ringport", dependencies: ["RingportCore", "RingportSystem"], swiftSettings: strict),
+        // The miniport: control plane, framework, driver models and built-in drivers.
+        .target(
+            name: "RingportMiniport",
+            dependencies: [
+                "RingportCore", "RingportSystem",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
         // A two-process transfer through one queue (OS side and driver side), for tests and benchmarks.
         .target(name: "RingTransfer", dependencies: ["RingportCore", "RingportSystem"], swiftSettings: strict),
+        // The miniport launcher.
+        .executableTarget(
+            name: "ringportd",
+            dependencies: [
+                "RingportMiniport", "RingportCore", "RingportSystem",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        // The command-line protocol: stress, stat, bench.
+        .executableTarget(
+            name: "ringport",
+            dependencies: [
+                "Ringport", "RingportCore", "RingportSystem",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: strict
+        ),
         // Plays the driver (or the OS) of a bare ring in another process: tests and benchmarks.
         .executableTarget(
             name: "ringport-peer",
@@ -53,11 +87,16 @@ let package = Package(
             swiftSettings: strict
         ),
         // Spawning the package's executables from tests, with bounded waits.
-        .target(name: "TestSupport", path: "Tests/Support"),
+        .target(name: "TestSupport", dependencies: ["RingportCore", "RingportSystem"], path: "Tests/Support"),
         .testTarget(name: "RingportCoreTests", dependencies: ["RingportCore", "CRingportShim"], swiftSettings: strict),
         .testTarget(
             name: "RingportSystemTests",
             dependencies: ["RingportSystem", "RingportCore", "TestSupport"],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "RingportMiniportTests",
+            dependencies: ["Ringport", "RingportMiniport", "RingportCore", "RingportSystem", "TestSupport"],
             swiftSettings: strict
         ),
         .testTarget(

@@ -29,12 +29,14 @@ public final class NetRingVerifier {
         init(_ ring: NetRing, _ type: NetRingType) {
             self.ring = ring
             self.type = type
-            let bytes = Int(ring.numberOfElements) * ring.elementStride
-            elements = .allocate(byteCount: bytes, alignment: 16)
-            elements.copyMemory(from: ring.elements, byteCount: bytes)
+            // Indices first (EndIndex with acquire), then the elements: an element published after the copy
+            // would otherwise sit in the shadow as stale bytes the driver seems to own.
             begin = ring.loadBeginIndex()
             next = ring.loadNextIndex()
             end = ring.loadEndIndex()
+            let bytes = Int(ring.numberOfElements) * ring.elementStride
+            elements = .allocate(byteCount: bytes, alignment: 16)
+            elements.copyMemory(from: ring.elements, byteCount: bytes)
         }
 
         @usableFromInline func shadow(at index: UInt32) -> UnsafeMutableRawPointer {
@@ -153,6 +155,8 @@ public final class NetRingVerifier {
         throws(NetRingViolation)
     {
         driverObserve()
+        // A violation means the caller does not store: the shadow must not move either.
+        try throwPending()
         let violation: NetRingViolation? = withShadow(type) { s in
             switch target {
             case .next:
@@ -297,6 +301,7 @@ public final class NetRingVerifier {
     /// Called before the OS stores a new `EndIndex`: checks the driver left it alone and records the
     /// published elements as the OS wrote them.
     @usableFromInline func osWillPublish(_ type: NetRingType, to newEnd: UInt32) throws(NetRingViolation) {
+        try throwPending()  // a violation means no store: the shadow must not move either
         let violation: NetRingViolation? = withShadow(type) { s in
             let shared = s.ring.loadEndIndex()
             if shared != s.end {

@@ -33,16 +33,16 @@ public struct SharedSegment: ~Copyable {
     @usableFromInline let base: UnsafeMutableRawPointer
     public let size: Int
 
-    /// Creates a segment named `/<prefix>-<32 random hex digits>` with `O_EXCL`, sizes it for `layout`,
+    /// Creates a segment named `/<prefix><32 random hex digits>` with `O_EXCL`, sizes it for `layout`,
     /// maps it, zeroes it and writes the header. The mode is applied exactly (umask does not narrow it).
     public static func create(
-        prefix: String = "ringport",
+        prefix: String = "ringport-",
         layout: SegmentLayout,
         mode: FilePermissions = [.ownerReadWrite]
     ) throws(SegmentFailure) -> SharedSegment {
         var random = SystemRandomNumberGenerator()
         let token = (0..<2).map { _ in String(random.next() as UInt64, radix: 16).leftPadded(to: 16) }.joined()
-        let name = "/\(prefix)-\(token)"
+        let name = "/\(prefix)\(token)"
         return try create(name: name, layout: layout, segmentID: random.next(), mode: mode)
     }
 
@@ -109,6 +109,35 @@ public struct SharedSegment: ~Copyable {
             munmap(base, size)
             throw .layout(name: name, error)
         }
+    }
+
+    /// Maps a segment from a descriptor another process passed (`SCM_RIGHTS`), validates its header against
+    /// the real size, and closes the descriptor. The result does not own (unlink) the name.
+    public static func adopt(descriptor fd: CInt, name: String) throws(SegmentFailure) -> SharedSegment {
+        defer { close(fd) }
+        var info = stat()
+        guard fstat(fd, &info) == 0 else { throw .system(.fromErrno("fstat(\(name))")) }
+        let size = Int(info.st_size)
+        guard size >= Int(RP_SEGMENT_HEADER_SIZE) else { throw .layout(name: name, .tooSmall(actual: size)) }
+        let base: UnsafeMutableRawPointer
+        do { base = try map(fd: fd, size: size, name: name) } catch { throw .system(error) }
+        do {
+            let header = try SegmentHeader.validate(UnsafeRawBufferPointer(start: base, count: size))
+            return SharedSegment(name: name, header: header, isOwner: false, base: base, size: size)
+        } catch {
+            munmap(base, size)
+            throw .layout(name: name, error)
+        }
+    }
+
+    /// A new descriptor for this segment's memory (to pass to a peer), or an error.
+    public func openDescriptor() throws(SystemError) -> CInt {
+        try retryingOnInterrupt("shm_open(\(name))") { shm_open(name, O_RDWR | O_CLOEXEC, 0) }
+    }
+
+    /// Removes this segment's name now (the memory lives on while mapped): after a peer has its descriptor.
+    public func unlinkName() {
+        shm_unlink(name)
     }
 
     /// Removes a segment's name; mappings stay valid until unmapped. ENOENT is not an error.

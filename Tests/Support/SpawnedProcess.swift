@@ -40,6 +40,10 @@ public final class SpawnedProcess: @unchecked Sendable {
 
     /// The directory holding the package's built products (the test bundle sits there too).
     public static var productsDirectory: URL {
+        // RINGPORT_PRODUCTS points the multi-process tests at other builds (say, release) of the executables.
+        if let override = ProcessInfo.processInfo.environment["RINGPORT_PRODUCTS"], !override.isEmpty {
+            return URL(fileURLWithPath: override)
+        }
         let executable = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
         var directory = executable.deletingLastPathComponent()
         // swift test runs <products>/<Package>PackageTests.xctest; some runners nest it one level deeper.

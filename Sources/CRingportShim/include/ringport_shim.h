@@ -15,7 +15,10 @@
 #include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -42,6 +45,98 @@ static inline int rp_futex_wake(uint32_t *word, int count)
     long r = syscall(SYS_futex, word, FUTEX_WAKE, count, NULL, NULL, 0);
     return r >= 0 ? (int)r : -errno;
 }
+
+/* futex_waitv (Linux 5.16+): sleeps until a wake on any of count words (each compared with its
+ * expected value first), at most timeout_ns (negative: no limit; the clock is CLOCK_MONOTONIC, absolute).
+ * Entries are shared (no FUTEX2_PRIVATE). Returns the index woken, or -errno. */
+#ifndef SYS_futex_waitv
+#define SYS_futex_waitv 449
+#endif
+struct rp_futex_waitv {
+    uint64_t val;
+    uint64_t uaddr;
+    uint32_t flags;
+    uint32_t reserved;
+};
+static inline int rp_futex_waitv(uint32_t *const *words, const uint32_t *expected, unsigned count, int64_t timeout_ns)
+{
+    struct rp_futex_waitv entries[128];
+    if (count == 0 || count > 128) return -EINVAL;
+    for (unsigned i = 0; i < count; i++) {
+        entries[i].val = expected[i];
+        entries[i].uaddr = (uint64_t)(uintptr_t)words[i];
+        entries[i].flags = 2; /* FUTEX2_SIZE_U32 */
+        entries[i].reserved = 0;
+    }
+    struct timespec deadline, *dp = NULL;
+    if (timeout_ns >= 0) {
+        clock_gettime(CLOCK_MONOTONIC, &deadline);
+        int64_t ns = deadline.tv_nsec + timeout_ns % 1000000000;
+        deadline.tv_sec += (time_t)(timeout_ns / 1000000000 + ns / 1000000000);
+        deadline.tv_nsec = (long)(ns % 1000000000);
+        dp = &deadline;
+    }
+    long r = syscall(SYS_futex_waitv, entries, count, 0, dp, CLOCK_MONOTONIC);
+    return r >= 0 ? (int)r : -errno;
+}
+
+/* ---- file descriptors over a Unix socket (CMSG_* are macros Swift cannot import) ---- */
+
+/* Sends len bytes and, if fd >= 0, the descriptor fd (SCM_RIGHTS) in one message. Returns bytes or -errno. */
+static inline long rp_send_with_fd(int sock, const void *buf, size_t len, int fd)
+{
+    struct iovec iov = {.iov_base = (void *)buf, .iov_len = len};
+    union {
+        char bytes[CMSG_SPACE(sizeof(int))];
+        struct cmsghdr align;
+    } control;
+    struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1};
+    if (fd >= 0) {
+        memset(&control, 0, sizeof control);
+        msg.msg_control = control.bytes;
+        msg.msg_controllen = sizeof control.bytes;
+        struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+        c->cmsg_level = SOL_SOCKET;
+        c->cmsg_type = SCM_RIGHTS;
+        c->cmsg_len = CMSG_LEN(sizeof(int));
+        memcpy(CMSG_DATA(c), &fd, sizeof(int));
+    }
+    long r;
+    do r = sendmsg(sock, &msg, MSG_NOSIGNAL);
+    while (r < 0 && errno == EINTR);
+    return r >= 0 ? r : -errno;
+}
+
+/* Receives one message of at most len bytes, and a descriptor into *fd (-1 if none; close-on-exec).
+ * Returns bytes (0 at end of stream) or -errno. A truncated message or control part is -EMSGSIZE. */
+static inline long rp_recv_with_fd(int sock, void *buf, size_t len, int *fd, int flags)
+{
+    struct iovec iov = {.iov_base = buf, .iov_len = len};
+    union {
+        char bytes[CMSG_SPACE(sizeof(int))];
+        struct cmsghdr align;
+    } control;
+    struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.bytes,
+                         .msg_controllen = sizeof control.bytes};
+    *fd = -1;
+    long r;
+    do r = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC | flags);
+    while (r < 0 && errno == EINTR);
+    if (r < 0) return -errno;
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
+        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS && c->cmsg_len == CMSG_LEN(sizeof(int)))
+            memcpy(fd, CMSG_DATA(c), sizeof(int));
+    }
+    if (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) {
+        if (*fd >= 0) close(*fd);
+        *fd = -1;
+        return -EMSGSIZE;
+    }
+    return r;
+}
+
+/* accept4 with no address, close-on-exec (its address argument is a transparent union Swift cannot pass). */
+static inline int rp_accept(int sock) { return accept4(sock, NULL, NULL, SOCK_CLOEXEC); }
 
 /* ---- process control ---- */
 

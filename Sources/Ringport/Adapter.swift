@@ -1,0 +1,304 @@
+import Glibc
+public import RingportCore
+public import RingportSystem
+
+/// A binding to a miniport's adapter (`NdisOpenAdapter` → `NdisBindingHandle`): its packet and buffer pools,
+/// its transmit queue, and its control connection.
+///
+/// Not thread-safe: one thread uses a binding at a time. Everything the library keeps about packets (owner,
+/// generation, buffer chains, which descriptor sits in which ring slot) lives in this process, so a
+/// misbehaving miniport can corrupt only data, never this process's bookkeeping; the copies in the segment
+/// are for the miniport's benefit.
+public final class Adapter {
+    public let name: String
+    public let bindingID: UInt64
+    public let configuration: BindingConfiguration
+    let segment: SharedSegment
+    let regions: BindingRegions
+    let socket: ControlSocket
+
+    @exclusivity(unchecked) var transmit: OSRingQueue
+    // Per packet descriptor.
+    @exclusivity(unchecked) var owner: [PacketOwner]
+    @exclusivity(unchecked) var generation: [UInt32]
+    @exclusivity(unchecked) var chainHead: [UInt32]
+    @exclusivity(unchecked) var chainTail: [UInt32]
+    @exclusivity(unchecked) var chainCount: [UInt32]
+    @exclusivity(unchecked) var chainLength: [UInt32]
+    @exclusivity(unchecked) var freePacketList: [Int32]
+    // Per buffer (= chunk).
+    @exclusivity(unchecked) var bufferNext: [UInt32]
+    @exclusivity(unchecked) var bufferOffset: [UInt32]
+    @exclusivity(unchecked) var bufferLength: [UInt32]
+    @exclusivity(unchecked) var freeBufferList: [Int32]
+    // Per transmit packet-ring slot: the descriptor it carries, and whether it went in with Ignore.
+    @exclusivity(unchecked) var slotDescriptor: [Int32]
+    @exclusivity(unchecked) var slotIgnored: [Bool]
+    /// Sent, not yet in the ring (it was full), in send order.
+    @exclusivity(unchecked) var backlog: [Int32] = []
+    @exclusivity(unchecked) var backlogStart = 0
+    /// Completions decided here (foreign packet, closing), delivered by the next poll.
+    @exclusivity(unchecked) var localCompletions: [(RawPacket, NDISStatus)] = []
+    /// Packets given to the miniport (ring or backlog) and not completed yet.
+    public internal(set) var outstandingSends = 0
+    public internal(set) var state: State = .open
+    /// Handle misuses the runtime checks caught (such handles are dropped, not sent).
+    public internal(set) var misuses: [PacketMisuse] = []
+    var lastLivenessCheck: UInt64 = 0
+
+    public enum State: Equatable, Sendable {
+        case open
+        /// `close` is waiting for outstanding sends; new sends complete with `CLOSING`.
+        case closing
+        /// Closed: by `close`, or because the miniport went away or broke the contract.
+        case closed(reason: String)
+    }
+
+    /// Opens a binding to the adapter `name` served by a miniport in `directory` (`NdisOpenAdapter`).
+    public static func open(
+        _ name: String,
+        configuration: BindingConfiguration = BindingConfiguration(),
+        directory: RuntimeDirectory = RuntimeDirectory(),
+        checked: Bool = NetRingChecking.isEnabledByDefault,
+        timeoutSeconds: Double = 5
+    ) throws(AdapterError) -> Adapter {
+        guard RuntimeDirectory.isValidAdapterName(name) else { throw .invalidArgument("bad adapter name \"\(name)\"") }
+        let path = directory.socketPath(adapter: name)
+        let socket: ControlSocket
+        do {
+            socket = try ControlSocket.connect(path: path)
+        } catch {
+            if [.noSuchFileOrDirectory, .connectionRefused].contains(error.errno) {
+                throw .adapterNotFound(name: name, socketPath: path)
+            }
+            throw .openFailed(error.description)
+        }
+        let request = ControlMessage.open(
+            version: ControlMessage.version,
+            adapter: name,
+            requested: configuration,
+            processID: getpid()
+        )
+        do { try socket.send(request) } catch { throw .openFailed(error.description) }
+        guard socket.isReadable(waitingMilliseconds: Int32(timeoutSeconds * 1000)) else {
+            throw .openFailed("the miniport did not answer within \(timeoutSeconds) s")
+        }
+        let received: ControlSocket.Received
+        do { received = try socket.receive() } catch { throw .openFailed(error.description) }
+        guard case .message(let reply, let fd) = consume received else {
+            throw .openFailed("the miniport closed the connection or answered garbage")
+        }
+        guard case .opened(let status, let bindingID, let granted) = reply else {
+            if fd >= 0 { Glibc.close(fd) }
+            throw .openFailed("unexpected reply \(reply)")
+        }
+        guard status == .success, fd >= 0 else {
+            if fd >= 0 { Glibc.close(fd) }
+            switch status {
+            case .badVersion: throw .badVersion
+            case .resources: throw .resources("the miniport could not create the binding")
+            case .adapterNotFound: throw .adapterNotFound(name: name, socketPath: path)
+            case .closing: throw .closing
+            default: throw .openFailed("the miniport answered \(status)")
+            }
+        }
+        let segment = try adoptSegment(fd, name: "binding \(bindingID) of \(name)")
+        let regions = try attachRegions(segment)
+        guard regions.configuration == granted else {
+            throw .openFailed("the segment's configuration is not the one granted")
+        }
+        return Adapter(
+            name: name,
+            bindingID: bindingID,
+            segment: segment,
+            regions: regions,
+            socket: socket,
+            checked: checked
+        )
+    }
+
+    static func adoptSegment(_ fd: CInt, name: String) throws(AdapterError) -> SharedSegment {
+        do {
+            return try SharedSegment.adopt(descriptor: fd, name: name)
+        } catch { throw .openFailed(error.description) }
+    }
+
+    static func attachRegions(_ segment: borrowing SharedSegment) throws(AdapterError) -> BindingRegions {
+        var views: [Region: UnsafeMutableRawBufferPointer] = [:]
+        for region in segment.header.regions { views[region] = segment.bytes(of: region) }
+        do {
+            return try BindingRegions.attach(header: segment.header) { views[$0]! }
+        } catch { throw .openFailed("binding segment: \(error)") }
+    }
+
+    init(
+        name: String,
+        bindingID: UInt64,
+        segment: consuming SharedSegment,
+        regions: BindingRegions,
+        socket: consuming ControlSocket,
+        checked: Bool
+    ) {
+        let c = regions.configuration
+        self.name = name
+        self.bindingID = bindingID
+        self.configuration = c
+        self.segment = segment
+        self.regions = regions
+        self.socket = socket
+        transmit = OSRingQueue(
+            packetRing: regions.transmitPacketRing,
+            fragmentRing: regions.transmitFragmentRing,
+            checked: checked
+        )
+        owner = Array(repeating: .free, count: c.packetCount)
+        generation = Array(repeating: 0, count: c.packetCount)
+        chainHead = Array(repeating: BufferTable.none, count: c.packetCount)
+        chainTail = Array(repeating: BufferTable.none, count: c.packetCount)
+        chainCount = Array(repeating: 0, count: c.packetCount)
+        chainLength = Array(repeating: 0, count: c.packetCount)
+        freePacketList = (0..<Int32(c.packetCount)).reversed()
+        bufferNext = Array(repeating: BufferTable.none, count: c.chunkCount)
+        bufferOffset = Array(repeating: 0, count: c.chunkCount)
+        bufferLength = Array(repeating: 0, count: c.chunkCount)
+        freeBufferList = (0..<Int32(c.chunkCount)).reversed()
+        slotDescriptor = Array(repeating: -1, count: c.transmitRingSize)
+        slotIgnored = Array(repeating: false, count: c.transmitRingSize)
+        backlog.reserveCapacity(c.packetCount)
+    }
+
+    // MARK: Pools
+
+    /// `NdisAllocatePacket`: a zeroed descriptor with an empty chain; `RESOURCES` when the pool is used up.
+    public func allocatePacket() throws(AdapterError) -> Packet {
+        guard let index = freePacketList.popLast().map(Int.init) else {
+            throw .resources("the packet pool (\(configuration.packetCount)) is used up")
+        }
+        generation[index] &+= 1
+        owner[index] = .protocolSide
+        let descriptor = regions.descriptors[index]
+        descriptor.generation = generation[index]
+        descriptor.owner = .protocolSide
+        descriptor.flags = []
+        descriptor.status = .success
+        descriptor.clearOutOfBand()
+        _ = descriptor.withProtocolReserved { $0.initializeMemory(as: UInt8.self, repeating: 0) }
+        setChain(index, head: BufferTable.none, tail: BufferTable.none, count: 0, length: 0)
+        return Packet(adapter: self, index: index, generation: generation[index])
+    }
+
+    /// A buffer of `length` bytes (at most the chunk size) in the data area; `RESOURCES` when none is free.
+    public func allocateBuffer(length: Int) throws(AdapterError) -> Buffer {
+        guard length >= 0 && length <= configuration.chunkSize else {
+            throw .invalidArgument("buffer length \(length) exceeds the chunk size \(configuration.chunkSize)")
+        }
+        guard let index = freeBufferList.popLast().map(Int.init) else {
+            throw .resources("the buffer pool (\(configuration.chunkCount)) is used up")
+        }
+        bufferOffset[index] = 0
+        bufferLength[index] = UInt32(length)
+        bufferNext[index] = BufferTable.none
+        return Buffer(adapter: self, index: index)
+    }
+
+    /// `NdisPacketPoolUsage`: descriptors allocated (held by the protocol or the miniport).
+    public var packetPoolUsage: Int { configuration.packetCount - freePacketList.count }
+    /// Buffers allocated.
+    public var bufferPoolUsage: Int { configuration.chunkCount - freeBufferList.count }
+
+    func checkHeld(_ index: Int, _ gen: UInt32) {
+        precondition(generation[index] == gen && owner[index] == .protocolSide, "packet handle is stale or sent")
+    }
+
+    func freePacket(_ index: Int, generation gen: UInt32) {
+        guard generation[index] == gen, owner[index] == .protocolSide else {
+            misuses.append(PacketMisuse(kind: generation[index] == gen ? .alreadySent : .stale, descriptor: index))
+            return
+        }
+        var buffer = chainHead[index]
+        while buffer != BufferTable.none {
+            let next = bufferNext[Int(buffer)]
+            freeBuffer(Int(buffer))
+            buffer = next
+        }
+        owner[index] = .free
+        regions.descriptors[index].owner = .free
+        freePacketList.append(Int32(index))
+    }
+
+    func freeBuffer(_ index: Int) {
+        bufferNext[index] = BufferTable.none
+        freeBufferList.append(Int32(index))
+    }
+
+    func reinitialize(_ index: Int) {
+        var buffer = chainHead[index]
+        while buffer != BufferTable.none {
+            let next = bufferNext[Int(buffer)]
+            freeBuffer(Int(buffer))
+            buffer = next
+        }
+        setChain(index, head: BufferTable.none, tail: BufferTable.none, count: 0, length: 0)
+        let descriptor = regions.descriptors[index]
+        descriptor.flags = []
+        descriptor.status = .success
+        descriptor.clearOutOfBand()
+    }
+
+    // MARK: Chains (kept here, mirrored into the descriptor for the miniport)
+
+    func setChain(_ index: Int, head: UInt32, tail: UInt32, count: UInt32, length: UInt32) {
+        (chainHead[index], chainTail[index], chainCount[index], chainLength[index]) = (head, tail, count, length)
+        let descriptor = regions.descriptors[index]
+        descriptor.head = head
+        descriptor.tail = tail
+        descriptor.bufferCount = count
+        descriptor.totalLength = length
+    }
+
+    func chain(_ buffer: Int, to index: Int, atFront: Bool) {
+        let b = UInt32(buffer)
+        let length = chainLength[index] + bufferLength[buffer]
+        if chainHead[index] == BufferTable.none {
+            bufferNext[buffer] = BufferTable.none
+            setChain(index, head: b, tail: b, count: 1, length: length)
+        } else if atFront {
+            bufferNext[buffer] = chainHead[index]
+            setChain(index, head: b, tail: chainTail[index], count: chainCount[index] + 1, length: length)
+        } else {
+            bufferNext[Int(chainTail[index])] = b
+            bufferNext[buffer] = BufferTable.none
+            setChain(index, head: chainHead[index], tail: b, count: chainCount[index] + 1, length: length)
+        }
+        regions.buffers[buffer].offset = bufferOffset[buffer]
+        regions.buffers[buffer].length = bufferLength[buffer]
+        regions.buffers[buffer].next = bufferNext[buffer]
+        if !atFront && chainCount[index] > 1 {
+            regions.buffers[Int(chainTail[index])].next = b
+        }
+    }
+
+    func unchain(from index: Int, atFront: Bool) -> Int? {
+        let head = chainHead[index]
+        guard head != BufferTable.none else { return nil }
+        let count = chainCount[index] - 1
+        if count == 0 {
+            setChain(index, head: BufferTable.none, tail: BufferTable.none, count: 0, length: 0)
+            return Int(head)
+        }
+        if atFront {
+            let next = bufferNext[Int(head)]
+            let length = chainLength[index] - bufferLength[Int(head)]
+            setChain(index, head: next, tail: chainTail[index], count: count, length: length)
+            bufferNext[Int(head)] = BufferTable.none
+            return Int(head)
+        }
+        var previous = head
+        while bufferNext[Int(previous)] != chainTail[index] { previous = bufferNext[Int(previous)] }
+        let tail = chainTail[index]
+        bufferNext[Int(previous)] = BufferTable.none
+        regions.buffers[Int(previous)].next = BufferTable.none
+        setChain(index, head: head, tail: previous, count: count, length: chainLength[index] - bufferLength[Int(tail)])
+        return Int(tail)
+    }
+}

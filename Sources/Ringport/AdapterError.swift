@@ -1,0 +1,60 @@
+public import RingportCore
+import RingportSystem
+
+/// Why an adapter could not be opened, or a request on it failed: each with its NDIS status.
+public enum AdapterError: Error, CustomStringConvertible {
+    /// No miniport serves the adapter (no socket, or nobody listening).
+    case adapterNotFound(name: String, socketPath: String)
+    /// The miniport speaks another control-protocol version.
+    case badVersion
+    /// The miniport could not allocate the binding, or a pool is exhausted.
+    case resources(String)
+    /// The binding is closing or closed.
+    case closing
+    /// Opening failed for another reason (a system call, a bad segment, a refusal).
+    case openFailed(String)
+    /// The miniport broke the ring contract; the binding was closed.
+    case ringViolation(NetRingViolation)
+    case invalidArgument(String)
+
+    public var status: NDISStatus {
+        switch self {
+        case .adapterNotFound: .adapterNotFound
+        case .badVersion: .badVersion
+        case .resources: .resources
+        case .closing: .closing
+        case .openFailed: .openFailed
+        case .ringViolation: .invalidData
+        case .invalidArgument: .failure
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .adapterNotFound(let name, let path): "ADAPTER_NOT_FOUND: no miniport serves \(name) (\(path))"
+        case .badVersion: "BAD_VERSION: the miniport speaks another control-protocol version"
+        case .resources(let what): "RESOURCES: \(what)"
+        case .closing: "CLOSING: the binding is closing"
+        case .openFailed(let why): "OPEN_FAILED: \(why)"
+        case .ringViolation(let violation): "the miniport broke the ring contract: \(violation)"
+        case .invalidArgument(let what): "FAILURE: \(what)"
+        }
+    }
+}
+
+/// A misuse of a packet handle that the runtime checks caught (the handle was dropped, not sent).
+public struct PacketMisuse: Hashable, Sendable, CustomStringConvertible {
+    public enum Kind: String, Sendable {
+        /// The handle's generation is not the descriptor's: it outlived its packet.
+        case stale
+        /// The descriptor is already with the miniport.
+        case alreadySent
+    }
+    public let kind: Kind
+    public let descriptor: Int
+    public init(kind: Kind, descriptor: Int) {
+        self.kind = kind
+        self.descriptor = descriptor
+    }
+    public var description: String { "\(kind.rawValue) handle for packet descriptor \(descriptor)" }
+}

@@ -1,0 +1,145 @@
+// Shared memory: one segment per binding, created by the miniport. The miniport and one protocol process
+// map it; each writes only what its role owns (see each region's view) and checks everything it reads.
+
+/// The sizes of one binding's segment. The protocol asks for them when it opens the adapter; the miniport
+/// clamps them to its limits and says what it granted.
+public struct BindingConfiguration: Hashable, Sendable {
+    /// Packet descriptors in the pool (`NdisAllocatePacketPool`'s NumberOfDescriptors).
+    public var packetCount: Int
+    /// `ProtocolReserved` bytes per packet descriptor.
+    public var protocolReservedBytes: Int
+    /// Data-area chunks; one buffer descriptor per chunk.
+    public var chunkCount: Int
+    public var chunkSize: Int
+    /// Elements of the transmit packet ring (a power of two); the fragment ring has `fragmentsPerPacket` times as many.
+    public var transmitRingSize: Int
+    public var fragmentsPerPacket: Int
+
+    public init(
+        packetCount: Int = 1024,
+        protocolReservedBytes: Int = 16,
+        chunkCount: Int = 4096,
+        chunkSize: Int = 2048,
+        transmitRingSize: Int = 512,
+        fragmentsPerPacket: Int = 8
+    ) {
+        self.packetCount = packetCount
+        self.protocolReservedBytes = protocolReservedBytes
+        self.chunkCount = chunkCount
+        self.chunkSize = chunkSize
+        self.transmitRingSize = transmitRingSize
+        self.fragmentsPerPacket = fragmentsPerPacket
+    }
+
+    /// The limits a miniport grants at most.
+    public static let maximum = BindingConfiguration(
+        packetCount: 65_535,
+        protocolReservedBytes: 256,
+        chunkCount: 262_144,
+        chunkSize: 65_536,
+        transmitRingSize: 16_384,
+        fragmentsPerPacket: 16
+    )
+
+    /// Every size within `1...maximum`, rings rounded up to powers of two, chunks to multiples of 64.
+    public func clamped(to limit: BindingConfiguration = .maximum) -> BindingConfiguration {
+        func clamp(_ value: Int, _ low: Int, _ high: Int) -> Int { Swift.min(Swift.max(value, low), high) }
+        func powerOfTwo(_ value: Int) -> Int { 1 << (Int.bitWidth - (Swift.max(value, 2) - 1).leadingZeroBitCount) }
+        return BindingConfiguration(
+            packetCount: clamp(packetCount, 1, limit.packetCount),
+            protocolReservedBytes: clamp(protocolReservedBytes, 0, limit.protocolReservedBytes),
+            chunkCount: clamp(chunkCount, 1, limit.chunkCount),
+            chunkSize: (clamp(chunkSize, 64, limit.chunkSize) + 63) & ~63,
+            transmitRingSize: powerOfTwo(clamp(transmitRingSize, 2, limit.transmitRingSize)),
+            fragmentsPerPacket: powerOfTwo(clamp(fragmentsPerPacket, 1, limit.fragmentsPerPacket))
+        )
+    }
+
+    public var descriptorStride: Int { PacketDescriptor.fixedSize + (protocolReservedBytes + 63) & ~63 }
+    public var fragmentRingSize: Int { transmitRingSize * fragmentsPerPacket }
+
+    /// The segment's regions, in order.
+    public var layout: SegmentLayout {
+        var layout = SegmentLayout()
+        layout.add(.control, length: ControlBlock.size)
+        layout.add(.descriptorTable, length: packetCount * descriptorStride)
+        layout.add(.bufferTable, length: chunkCount * BufferDescriptor.size)
+        layout.add(.packetRing, queue: 0, length: NetRing.regionSize(count: transmitRingSize, stride: NetPacket.size))
+        layout.add(
+            .fragmentRing,
+            queue: 0,
+            length: NetRing.regionSize(count: fragmentRingSize, stride: NetFragment.size)
+        )
+        layout.add(.dataArea, length: chunkCount * chunkSize, alignment: 4096)
+        return layout
+    }
+}
+
+extension RegionKind {
+    public static let bufferTable = RegionKind(rawValue: 6)
+}
+
+/// A binding's segment, validated: the views of each region, made from a private copy of the geometry.
+public struct BindingRegions {
+    public let configuration: BindingConfiguration
+    public let control: ControlBlock
+    public let descriptors: DescriptorTable
+    public let buffers: BufferTable
+    public let transmitPacketRing: NetRing
+    public let transmitFragmentRing: NetRing
+    public let data: DataArea
+
+    /// Writes fresh ring headers and the control block into a new segment (the miniport does this).
+    public static func initialize(
+        header: SegmentHeader,
+        configuration: BindingConfiguration,
+        bytes: (Region) -> UnsafeMutableRawBufferPointer
+    ) throws(SegmentError) -> BindingRegions {
+        let control = ControlBlock(bytes(try header.region(.control)))
+        control.writeConfiguration(configuration)
+        _ = try NetRing.initialize(
+            at: bytes(try header.region(.packetRing)),
+            count: configuration.transmitRingSize,
+            stride: NetPacket.size,
+            flags: [.packet, .transmit]
+        )
+        _ = try NetRing.initialize(
+            at: bytes(try header.region(.fragmentRing)),
+            count: configuration.fragmentRingSize,
+            stride: NetFragment.size,
+            flags: [.fragment, .transmit]
+        )
+        return try attach(header: header, bytes: bytes)
+    }
+
+    /// Validates a binding segment: its configuration against its regions, and its rings.
+    public static func attach(
+        header: SegmentHeader,
+        bytes: (Region) -> UnsafeMutableRawBufferPointer
+    ) throws(SegmentError) -> BindingRegions {
+        let control = ControlBlock(bytes(try header.region(.control)))
+        let configuration = control.readConfiguration()
+        guard configuration.clamped() == configuration else {
+            throw .badRingGeometry("binding configuration out of range: \(configuration)")
+        }
+        let expected = configuration.layout
+        guard expected.regions.count == header.regions.count,
+            zip(expected.regions, header.regions).allSatisfy({ $0.kind == $1.kind && $0.length <= $1.length })
+        else { throw .badRegion(index: 0, reason: "regions do not match the binding configuration") }
+        let packetRing = try NetRing.attach(to: bytes(try header.region(.packetRing)))
+        let fragmentRing = try NetRing.attach(to: bytes(try header.region(.fragmentRing)))
+        guard packetRing.flags == [.packet, .transmit], fragmentRing.flags == [.fragment, .transmit],
+            Int(packetRing.numberOfElements) == configuration.transmitRingSize,
+            Int(fragmentRing.numberOfElements) == configuration.fragmentRingSize
+        else { throw .badRingGeometry("transmit rings do not match the binding configuration") }
+        return BindingRegions(
+            configuration: configuration,
+            control: control,
+            descriptors: DescriptorTable(bytes(try header.region(.descriptorTable)), configuration: configuration),
+            buffers: BufferTable(bytes(try header.region(.bufferTable)), count: configuration.chunkCount),
+            transmitPacketRing: packetRing,
+            transmitFragmentRing: fragmentRing,
+            data: DataArea(bytes(try header.region(.dataArea)), chunkSize: configuration.chunkSize)
+        )
+    }
+}

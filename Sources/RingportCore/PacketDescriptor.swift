@@ -1,0 +1,236 @@
+// Shared memory: packet descriptors. The protocol writes a descriptor while it owns the packet; the
+// miniport reads it (and writes `status`) while the packet is sent. Neither side may trust what the other
+// wrote: indices are checked against the table, lengths against the data area.
+
+/// Who holds a packet descriptor (DESIGN.md I3).
+@frozen
+public struct PacketOwner: RawRepresentable, Hashable, Sendable, CustomStringConvertible {
+    public var rawValue: UInt32
+    public init(rawValue: UInt32) { self.rawValue = rawValue }
+    public static let free = PacketOwner(rawValue: 0)
+    public static let protocolSide = PacketOwner(rawValue: 1)
+    public static let miniport = PacketOwner(rawValue: 2)
+    public var description: String {
+        switch self {
+        case .free: "free"
+        case .protocolSide: "protocol"
+        case .miniport: "miniport"
+        default: "owner(\(rawValue))"
+        }
+    }
+}
+
+/// `NdisPacketFlags` bits.
+@frozen
+public struct PacketFlags: OptionSet, Hashable, Sendable {
+    public var rawValue: UInt32
+    public init(rawValue: UInt32) { self.rawValue = rawValue }
+    public static let multicast = PacketFlags(rawValue: 0x10)
+    public static let dontLoopback = PacketFlags(rawValue: 0x80)
+    public static let isLoopback = PacketFlags(rawValue: 0x100)
+    public static let loopbackOnly = PacketFlags(rawValue: 0x200)
+    public static let doubleBuffered = PacketFlags(rawValue: 0x800)
+    public static let sentAtDPC = PacketFlags(rawValue: 0x1000)
+}
+
+/// A view of one packet descriptor (`NDIS_PACKET` with its `NDIS_PACKET_OOB_DATA`).
+@frozen
+public struct PacketDescriptor {
+    @usableFromInline let base: UnsafeMutableRawPointer
+    public let index: Int
+    public let protocolReservedBytes: Int
+
+    public static let fixedSize = 64
+
+    @usableFromInline enum Offset {
+        @usableFromInline static let owner = 0
+        @usableFromInline static let generation = 4
+        @usableFromInline static let flags = 8
+        @usableFromInline static let status = 12
+        @usableFromInline static let head = 16
+        @usableFromInline static let tail = 20
+        @usableFromInline static let bufferCount = 24
+        @usableFromInline static let totalLength = 28
+        @usableFromInline static let timeToSend = 32
+        @usableFromInline static let timeReceived = 40
+        @usableFromInline static let headerSize = 48
+        @usableFromInline static let mediaSpecificSize = 52
+        @usableFromInline static let mediaClass = 56
+        @usableFromInline static let mediaValue = 60
+        @usableFromInline static let protocolReserved = 64
+    }
+
+    @inlinable init(base: UnsafeMutableRawPointer, index: Int, protocolReservedBytes: Int) {
+        self.base = base
+        self.index = index
+        self.protocolReservedBytes = protocolReservedBytes
+    }
+
+    @inlinable func load(_ offset: Int) -> UInt32 { base.load(fromByteOffset: offset, as: UInt32.self) }
+    @inlinable func store(_ offset: Int, _ value: UInt32) {
+        base.storeBytes(of: value, toByteOffset: offset, as: UInt32.self)
+    }
+
+    public var owner: PacketOwner {
+        get { PacketOwner(rawValue: load(Offset.owner)) }
+        nonmutating set { store(Offset.owner, newValue.rawValue) }
+    }
+    public var generation: UInt32 {
+        get { load(Offset.generation) }
+        nonmutating set { store(Offset.generation, newValue) }
+    }
+    public var flags: PacketFlags {
+        get { PacketFlags(rawValue: load(Offset.flags)) }
+        nonmutating set { store(Offset.flags, newValue.rawValue) }
+    }
+    /// The OOB `Status`: the miniport's completion status while it holds the packet.
+    @inlinable public var status: NDISStatus {
+        get { NDISStatus(rawValue: load(Offset.status)) }
+        nonmutating set { store(Offset.status, newValue.rawValue) }
+    }
+    /// First and last buffer of the chain (`BufferTable.none` when empty), and the cached counts.
+    public var head: UInt32 {
+        get { load(Offset.head) }
+        nonmutating set { store(Offset.head, newValue) }
+    }
+    public var tail: UInt32 {
+        get { load(Offset.tail) }
+        nonmutating set { store(Offset.tail, newValue) }
+    }
+    public var bufferCount: UInt32 {
+        get { load(Offset.bufferCount) }
+        nonmutating set { store(Offset.bufferCount, newValue) }
+    }
+    public var totalLength: UInt32 {
+        get { load(Offset.totalLength) }
+        nonmutating set { store(Offset.totalLength, newValue) }
+    }
+    /// OOB `TimeToSend` (the same eight bytes as `TimeSent`).
+    public var timeToSend: UInt64 {
+        get { base.load(fromByteOffset: Offset.timeToSend, as: UInt64.self) }
+        nonmutating set { base.storeBytes(of: newValue, toByteOffset: Offset.timeToSend, as: UInt64.self) }
+    }
+    public var timeReceived: UInt64 {
+        get { base.load(fromByteOffset: Offset.timeReceived, as: UInt64.self) }
+        nonmutating set { base.storeBytes(of: newValue, toByteOffset: Offset.timeReceived, as: UInt64.self) }
+    }
+    public var headerSize: UInt32 {
+        get { load(Offset.headerSize) }
+        nonmutating set { store(Offset.headerSize, newValue) }
+    }
+    /// OOB media-specific information: one entry (class and a 32-bit value), or nil.
+    public var mediaSpecificInformation: MediaSpecificInformation? {
+        get {
+            guard load(Offset.mediaSpecificSize) != 0 else { return nil }
+            return MediaSpecificInformation(classID: load(Offset.mediaClass), value: load(Offset.mediaValue))
+        }
+        nonmutating set {
+            store(Offset.mediaSpecificSize, newValue == nil ? 0 : 4)
+            store(Offset.mediaClass, newValue?.classID ?? 0)
+            store(Offset.mediaValue, newValue?.value ?? 0)
+        }
+    }
+
+    /// Clears the OOB block (`NdisReinitializePacket` leaves it to the protocol; allocation zeroes it).
+    public func clearOutOfBand() {
+        (base + Offset.timeToSend).initializeMemory(
+            as: UInt8.self, repeating: 0, count: Offset.protocolReserved - Offset.timeToSend)
+    }
+
+    /// The `ProtocolReserved` bytes.
+    public func withProtocolReserved<R>(_ body: (UnsafeMutableRawBufferPointer) throws -> R) rethrows -> R {
+        try body(UnsafeMutableRawBufferPointer(start: base + Offset.protocolReserved, count: protocolReservedBytes))
+    }
+}
+
+/// One `MEDIA_SPECIFIC_INFORMATION` entry.
+public struct MediaSpecificInformation: Hashable, Sendable {
+    public var classID: UInt32
+    public var value: UInt32
+    public init(classID: UInt32, value: UInt32) {
+        self.classID = classID
+        self.value = value
+    }
+    /// `NdisClass802_3Priority`.
+    public static let class8023Priority: UInt32 = 0
+    public static func ieee8023Priority(_ priority: UInt8) -> MediaSpecificInformation {
+        MediaSpecificInformation(classID: class8023Priority, value: UInt32(priority))
+    }
+    /// The 802.3 priority class, if this entry is one.
+    public var ieee8023Priority: UInt8? { classID == Self.class8023Priority ? UInt8(truncatingIfNeeded: value) : nil }
+}
+
+/// The table of packet descriptors.
+@frozen
+public struct DescriptorTable {
+    @usableFromInline let base: UnsafeMutableRawPointer
+    public let count: Int
+    public let stride: Int
+    public let protocolReservedBytes: Int
+
+    public init(_ region: UnsafeMutableRawBufferPointer, configuration: BindingConfiguration) {
+        precondition(region.count >= configuration.packetCount * configuration.descriptorStride)
+        base = region.baseAddress!
+        count = configuration.packetCount
+        stride = configuration.descriptorStride
+        protocolReservedBytes = configuration.protocolReservedBytes
+    }
+
+    /// Descriptor `index`, which must be below `count` (check peer-supplied indices with `contains`).
+    @inlinable public subscript(index: Int) -> PacketDescriptor {
+        precondition(index >= 0 && index < count, "descriptor index out of range")
+        return PacketDescriptor(base: base + index * stride, index: index, protocolReservedBytes: protocolReservedBytes)
+    }
+
+    @inlinable public func contains(_ index: UInt32) -> Bool { Int(index) < count }
+}
+
+/// One buffer descriptor (`NDIS_BUFFER`): a byte range of one data-area chunk, and the chain link.
+@frozen
+public struct BufferDescriptor {
+    @usableFromInline let base: UnsafeMutableRawPointer
+    /// Also the index of the buffer's chunk.
+    public let index: Int
+
+    public static let size = 16
+
+    @inlinable init(base: UnsafeMutableRawPointer, index: Int) {
+        self.base = base
+        self.index = index
+    }
+
+    /// The next buffer in the packet's chain (`NDIS_BUFFER_LINKAGE`), or `BufferTable.none`.
+    public var next: UInt32 {
+        get { base.load(fromByteOffset: 0, as: UInt32.self) }
+        nonmutating set { base.storeBytes(of: newValue, toByteOffset: 0, as: UInt32.self) }
+    }
+    /// Where the buffer's bytes start in its chunk.
+    public var offset: UInt32 {
+        get { base.load(fromByteOffset: 4, as: UInt32.self) }
+        nonmutating set { base.storeBytes(of: newValue, toByteOffset: 4, as: UInt32.self) }
+    }
+    public var length: UInt32 {
+        get { base.load(fromByteOffset: 8, as: UInt32.self) }
+        nonmutating set { base.storeBytes(of: newValue, toByteOffset: 8, as: UInt32.self) }
+    }
+}
+
+/// The table of buffer descriptors, one per data-area chunk.
+@frozen
+public struct BufferTable {
+    @usableFromInline let base: UnsafeMutableRawPointer
+    public let count: Int
+    /// The chain terminator.
+    public static let none = UInt32.max
+
+    public init(_ region: UnsafeMutableRawBufferPointer, count: Int) {
+        precondition(region.count >= count * BufferDescriptor.size)
+        base = region.baseAddress!
+        self.count = count
+    }
+
+    @inlinable public subscript(index: Int) -> BufferDescriptor {
+        precondition(index >= 0 && index < count, "buffer index out of range")
+        return BufferDescriptor(base: base + index * BufferDescriptor.size, index: index)
+    }
+}

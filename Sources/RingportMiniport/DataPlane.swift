@@ -1,0 +1,129 @@
+import Glibc
+import Logging
+import RingportCore
+import RingportSystem
+
+/// The data thread: owns every binding's rings and the driver; polls the bindings in turn; sleeps on
+/// their wake words (and the doorbell) when nothing moves (DESIGN.md I9).
+struct DataPlane {
+    let miniport: Miniport
+    let context: MiniportContext
+    var totals = AdapterStatistics()
+    var removedPackets: UInt64 = 0
+    var removedBytes: UInt64 = 0
+    var removedFailed: UInt64 = 0
+    var lastStatistics: UInt64 = 0
+
+    init(miniport: Miniport) {
+        self.miniport = miniport
+        let logger = miniport.logger
+        context = MiniportContext(driver: miniport.driver) { logger.warning("\($0)") }
+    }
+
+    mutating func run() {
+        var idle = 0
+        var start = 0
+        while true {
+            let commands = miniport.commands.withLock { queue in
+                defer { queue.removeAll(keepingCapacity: true) }
+                return queue
+            }
+            for command in commands { apply(command) }
+            if miniport.stopRequested.load(ordering: .sequentiallyConsistent) {
+                shutdown()
+                return
+            }
+            var work = 0
+            let bindings = context.bindings
+            if !bindings.isEmpty {
+                for k in 0..<bindings.count {
+                    let binding = bindings[(start + k) % bindings.count]
+                    do {
+                        work += try context.turn(binding, budget: miniport.options.budget)
+                    } catch {
+                        miniport.logger.error("binding \(binding.id) broke the ring contract: \(error); closing it")
+                        remove(binding.id, protocolAlive: true)
+                        miniport.toDisconnect.withLock { $0.append(binding.id) }
+                    }
+                }
+                start &+= 1
+            }
+            let driverBusy = context.driver.poll(context: context)
+            publishStatistics(force: false)
+            if work > 0 || driverBusy || !commands.isEmpty {
+                idle = 0
+                continue
+            }
+            idle += 1
+            if idle < miniport.options.spinTurns {
+                ProcessControl.relax()
+                continue
+            }
+            publishStatistics(force: true)
+            sleep()
+            idle = 0
+        }
+    }
+
+    /// Announces on every binding's wake word and the doorbell, re-checks everything, then sleeps.
+    func sleep() {
+        let bindings = context.bindings
+        let miniport = self.miniport
+        let doorbellSeen = miniport.doorbell.load()
+        MultiWait.sleep(
+            on: bindings.prefix(MultiWait.limit - 1).map { $0.regions.control.miniportWake },
+            extra: [miniport.doorbell],
+            timeoutNanoseconds: 1_000_000_000
+        ) {
+            miniport.doorbell.load() != doorbellSeen || miniport.stopRequested.load(ordering: .sequentiallyConsistent)
+                || bindings.contains { $0.hasPostedWork }
+        }
+    }
+
+    mutating func apply(_ command: Command) {
+        switch command {
+        case .add(let resources):
+            context.add(MiniportBinding(resources, checked: miniport.options.checked))
+            totals.bindingsOpened += 1
+            miniport.logger.info("binding \(resources.id) opened by process \(resources.processID)")
+        case .remove(let id, let alive):
+            remove(id, protocolAlive: alive)
+            if !alive { totals.bindingsReclaimed += 1 }
+        }
+        publishStatistics(force: true)
+    }
+
+    mutating func remove(_ id: UInt64, protocolAlive: Bool) {
+        guard let binding = context.binding(id) else { return }
+        removedPackets += binding.packets
+        removedBytes += binding.bytes
+        removedFailed += binding.failed
+        context.remove(id, protocolAlive: protocolAlive)
+        miniport.bindingCount.wrappingDecrement(ordering: .relaxed)
+        miniport.logger.info("binding \(id) \(protocolAlive ? "closed" : "reclaimed: its protocol is gone")")
+    }
+
+    /// Closes every binding: what is outstanding completes with `CLOSING` and goes back to its protocol.
+    mutating func shutdown() {
+        for binding in context.bindings { remove(binding.id, protocolAlive: true) }
+        publishStatistics(force: true)
+    }
+
+    mutating func publishStatistics(force: Bool) {
+        let now = ProcessControl.monotonicNanoseconds()
+        guard force || now &- lastStatistics > 5_000_000 else { return }
+        lastStatistics = now
+        var s = totals
+        s.bindings = UInt64(context.bindings.count)
+        s.packetsSent = removedPackets + context.bindings.reduce(0) { $0 + $1.packets }
+        s.bytesSent = removedBytes + context.bindings.reduce(0) { $0 + $1.bytes }
+        s.packetsFailed = removedFailed + context.bindings.reduce(0) { $0 + $1.failed }
+        s.packetsOutstanding = UInt64(context.bindings.reduce(0) { $0 + max(0, $1.outstanding) })
+        s.verificationErrors = context.verificationErrors
+        for binding in context.bindings {
+            binding.regions.control.setStatistic(0, binding.packets)
+            binding.regions.control.setStatistic(1, binding.bytes)
+        }
+        miniport.statistics.withLock { $0 = s }
+    }
+}

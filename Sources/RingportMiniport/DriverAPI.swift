@@ -1,0 +1,112 @@
+public import RingportCore
+
+/// A packet the framework handed to an NDIS 5 style driver (`PNDIS_PACKET` on the miniport side).
+/// A plain value the driver may keep until it completes the packet; the framework checks it then, so a
+/// packet completed twice, or after its binding went away, is refused, never double-counted.
+public struct MiniportPacket: Hashable, Sendable {
+    public let binding: UInt64
+    let slot: UInt32
+    let round: UInt32
+    /// The packet's descriptor index in its binding's pool.
+    public let descriptor: Int
+}
+
+/// What every driver implements, whatever its model.
+public protocol MiniportDriver: AnyObject {
+    /// A short name for logs and `--driver`.
+    var name: String { get }
+    /// A binding was opened.
+    func bindingOpened(_ binding: UInt64, context: MiniportContext)
+    /// The binding is going away (closed, its protocol died, or the miniport stops): forget every packet of
+    /// it. With `completing` the framework completes what the driver still holds with `CLOSING`.
+    func bindingClosing(_ binding: UInt64, context: MiniportContext)
+    /// Called on every turn of the data-plane loop: finish deferred work (complete packets, signal
+    /// resources). Returns whether deferred work remains (the miniport then stays awake).
+    func poll(context: MiniportContext) -> Bool
+}
+
+extension MiniportDriver {
+    public func bindingOpened(_ binding: UInt64, context: MiniportContext) {}
+    public func bindingClosing(_ binding: UInt64, context: MiniportContext) {}
+    public func poll(context: MiniportContext) -> Bool { false }
+}
+
+/// An NDIS 5 style driver: the framework gives it packets in FIFO order, at most `maxSendPackets` at a time,
+/// through `SendPacketsHandler` (an array) or, failing that, `SendHandler` (one at a time, in order).
+public protocol NDISDriver: MiniportDriver {
+    /// Serialized: each packet gets a status at once (`SUCCESS`, `FAILURE`, `PENDING`, `RESOURCES`).
+    /// Deserialized: every packet is accepted and completes later through `sendComplete`.
+    var isSerialized: Bool { get }
+    /// `OID_GEN_MAXIMUM_SEND_PACKETS`.
+    var maxSendPackets: Int { get }
+}
+
+/// `MiniportSendPackets`.
+public protocol SendPacketsHandler: NDISDriver {
+    /// Serialized drivers set `statuses[i]` for each packet (it starts as `PENDING`); `RESOURCES` on one
+    /// packet hands it and every later one back to the framework, which resubmits them in order after the
+    /// next `sendComplete` or `sendResourcesAvailable`. Deserialized drivers leave `statuses` alone.
+    func sendPackets(_ packets: [MiniportPacket], statuses: inout [NDISStatus], context: MiniportContext)
+}
+
+/// `MiniportSend`, for drivers without an array handler.
+public protocol SendHandler: NDISDriver {
+    func send(_ packet: MiniportPacket, context: MiniportContext) -> NDISStatus
+}
+
+/// A NetAdapterCx style driver: advances each binding's transmit queue with the net-ring iterators itself.
+public protocol RingDriver: MiniportDriver {
+    /// `EvtPacketQueueAdvance`.
+    func advance(_ queue: TransmitQueue, context: MiniportContext)
+}
+
+/// A binding's transmit queue as a ring-style driver sees it.
+public struct TransmitQueue {
+    public let binding: UInt64
+    /// The queue's rings, driver side.
+    public let rings: NetRingCollection
+    let regions: BindingRegions
+
+    /// Records a packet's completion status in its descriptor (the OOB `Status` the protocol reads).
+    /// A descriptor index the protocol wrote is checked first; returns false if it is out of range.
+    @discardableResult
+    public func setStatus(_ status: NDISStatus, of packet: NetPacket) -> Bool {
+        guard regions.descriptors.contains(packet.descriptor) else { return false }
+        regions.descriptors[Int(packet.descriptor)].status = status
+        return true
+    }
+
+    /// The payload bytes of one of the queue's fragments, if the fragment's fields fit the data area.
+    public func withBytes<R>(of fragment: NetFragment, _ body: (UnsafeRawBufferPointer) -> R) -> R? {
+        guard let span = regions.data.span(of: fragment) else { return nil }
+        return regions.data.withBytes(span) { body(UnsafeRawBufferPointer($0)) }
+    }
+}
+
+/// A sent packet's contents as a driver reads them in place: OOB block, flags and payload fragments.
+/// Valid only inside `MiniportContext.withPacket`.
+public struct PacketView {
+    let descriptor: PacketDescriptor
+    let fragments: [Range<Int>]
+    let data: DataArea
+
+    public var flags: PacketFlags { descriptor.flags }
+    public var timeToSend: UInt64 { descriptor.timeToSend }
+    public var headerSize: Int { Int(descriptor.headerSize) }
+    public var mediaSpecificInformation: MediaSpecificInformation? { descriptor.mediaSpecificInformation }
+    /// Sets OOB `TimeSent` (the miniport may, while it holds the packet).
+    public func setTimeSent(_ time: UInt64) { descriptor.timeToSend = time }
+    public var fragmentCount: Int { fragments.count }
+    public var totalLength: Int { fragments.reduce(0) { $0 + $1.count } }
+    /// The bytes of fragment `index`.
+    public func withFragmentBytes<R>(_ index: Int, _ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        try data.withBytes(fragments[index]) { try body(UnsafeRawBufferPointer($0)) }
+    }
+    /// The whole payload, copied (for checking; a fast driver reads the fragments in place).
+    public func payload() -> [UInt8] {
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(totalLength)
+        for i in 0..<fragments.count { withFragmentBytes(i) { bytes += $0 } }
+        return bytes
+    }
+}

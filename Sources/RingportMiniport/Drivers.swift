@@ -1,0 +1,219 @@
+import RingportCore
+import RingportSystem
+
+/// Checks, per binding, that packets arrive in sequence with the right bytes (`PayloadPattern`).
+struct SequenceChecker {
+    var next: [UInt64: UInt64] = [:]
+
+    /// The packet's sequence number if it is the next one of its binding and intact; reports otherwise.
+    mutating func check(_ payload: [UInt8], binding: UInt64, context: MiniportContext) -> UInt64? {
+        guard let sequence = PayloadPattern.verify(payload) else {
+            context.reportVerificationError(binding: binding, "payload of \(payload.count) bytes is corrupt")
+            return nil
+        }
+        let expected = next[binding, default: 0]
+        next[binding] = sequence + 1
+        guard sequence == expected else {
+            context.reportVerificationError(binding: binding, "sequence \(sequence) arrived, expected \(expected)")
+            return nil
+        }
+        return sequence
+    }
+}
+
+/// `null`: completes every packet with `SUCCESS` (ring style: post and drain in one pass), counting packets
+/// and bytes. With `verify`, it checks every byte and the order per binding, and fails bad packets.
+public final class NullDriver: RingDriver {
+    public let name = "null"
+    let verify: Bool
+    var checker = SequenceChecker()
+    var scratch: [UInt8] = []
+
+    public init(verify: Bool = false) { self.verify = verify }
+
+    public func bindingClosing(_ binding: UInt64, context: MiniportContext) { checker.next[binding] = nil }
+
+    public func advance(_ queue: TransmitQueue, context: MiniportContext) {
+        let rings = queue.rings
+        var post = rings.postPackets()
+        guard post.hasAny else { return }
+        var fragmentEnd = rings.fragmentRing.loadNextIndex()
+        var bytes = 0
+        var count = 0
+        while post.hasAny {
+            let packet = post.packet
+            var status = NDISStatus.success
+            if packet.ignore {
+                status = .invalidPacket
+            } else {
+                var fragments = post.fragments()
+                scratch.removeAll(keepingCapacity: true)
+                while fragments.hasAny {
+                    let fragment = fragments.fragment
+                    let length = queue.withBytes(of: fragment) { [verify] span in
+                        if verify { self.scratch += span }
+                        return span.count
+                    }
+                    guard let length else {
+                        status = .invalidPacket
+                        break
+                    }
+                    bytes += length
+                    fragments.advance()
+                }
+                if packet.fragmentCount > 0 { fragmentEnd = fragments.end }
+                if verify && status == .success
+                    && checker.check(scratch, binding: queue.binding, context: context) == nil
+                {
+                    status = .failure
+                }
+            }
+            queue.setStatus(status, of: packet)
+            count += 1
+            post.advance()
+        }
+        do {
+            try post.set()
+            try rings.setFragmentNextIndex(to: fragmentEnd)
+            try rings.setFragmentBeginIndex(to: fragmentEnd)
+            var all = rings.drainPackets()
+            all.advanceToTheEnd()
+            try all.set()
+        } catch {
+            context.log("null driver: \(error)")
+        }
+        context.recordSent(binding: queue.binding, packets: count, bytes: bytes)
+    }
+}
+
+/// A small deterministic generator for the test drivers.
+struct SplitMix64: RandomNumberGenerator {
+    var state: UInt64
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
+
+/// `resources`: a serialized NDIS 5 driver that answers `RESOURCES` at random points of each array, keeps
+/// some packets `PENDING` and completes them later (in order), and signals resources-available itself
+/// when it holds nothing. It checks bytes and FIFO order per binding, across the requeues.
+public final class ResourcesDriver: SendPacketsHandler {
+    public let name = "resources"
+    public let isSerialized = true
+    public let maxSendPackets = 16
+    var random: SplitMix64
+    var checker = SequenceChecker()
+    var pending: [(packet: MiniportPacket, status: NDISStatus, due: UInt64)] = []
+    var resourcesDue: UInt64?
+    let maxDelay: UInt64
+
+    public init(seed: UInt64, maxDelayMicroseconds: Int = 300) {
+        random = SplitMix64(state: seed)
+        maxDelay = UInt64(max(0, maxDelayMicroseconds)) * 1000
+    }
+
+    public func sendPackets(_ packets: [MiniportPacket], statuses: inout [NDISStatus], context: MiniportContext) {
+        let refuseAt = Int.random(in: 0...packets.count + 2, using: &random)  // past the end: take them all
+        let now = ProcessControl.monotonicNanoseconds()
+        for (i, packet) in packets.enumerated() {
+            if i == refuseAt {
+                statuses[i] = .resources
+                if pending.isEmpty { resourcesDue = now + UInt64.random(in: 0...maxDelay, using: &random) }
+                return
+            }
+            let payload = context.withPacket(packet) { $0.payload() } ?? []
+            let status =
+                checker.check(payload, binding: packet.binding, context: context).map(PayloadPattern.expectedStatus)
+                ?? .failure
+            if Int.random(in: 0..<10, using: &random) < 3 {
+                statuses[i] = .pending
+                pending.append((packet, status, now + UInt64.random(in: maxDelay / 2...maxDelay, using: &random)))
+            } else {
+                statuses[i] = status
+            }
+        }
+    }
+
+    public func poll(context: MiniportContext) -> Bool {
+        let now = ProcessControl.monotonicNanoseconds()
+        while let first = pending.first, first.due <= now {
+            pending.removeFirst()
+            context.sendComplete(first.packet, status: first.status)
+        }
+        if let due = resourcesDue, due <= now {
+            resourcesDue = nil
+            context.sendResourcesAvailable()
+        }
+        return !pending.isEmpty || resourcesDue != nil
+    }
+
+    public func bindingClosing(_ binding: UInt64, context: MiniportContext) {
+        pending.removeAll { $0.packet.binding == binding }
+        checker.next[binding] = nil
+    }
+}
+
+/// `random-order`: a deserialized NDIS 5 driver that accepts every packet and completes each after a random
+/// delay, in random order. It checks bytes and arrival order per binding.
+public final class RandomOrderDriver: SendPacketsHandler {
+    public let name = "random-order"
+    public let isSerialized = false
+    public let maxSendPackets = 32
+    var random: SplitMix64
+    var checker = SequenceChecker()
+    var pending: [(packet: MiniportPacket, status: NDISStatus, due: UInt64)] = []
+    let maxDelay: UInt64
+
+    public init(seed: UInt64, maxDelayMicroseconds: Int = 500) {
+        random = SplitMix64(state: seed)
+        maxDelay = UInt64(max(0, maxDelayMicroseconds)) * 1000
+    }
+
+    public func sendPackets(_ packets: [MiniportPacket], statuses: inout [NDISStatus], context: MiniportContext) {
+        let now = ProcessControl.monotonicNanoseconds()
+        for packet in packets {
+            let payload = context.withPacket(packet) { $0.payload() } ?? []
+            let status =
+                checker.check(payload, binding: packet.binding, context: context).map(PayloadPattern.expectedStatus)
+                ?? .failure
+            pending.append((packet, status, now + UInt64.random(in: maxDelay / 2...maxDelay, using: &random)))
+        }
+    }
+
+    public func poll(context: MiniportContext) -> Bool {
+        guard !pending.isEmpty else { return false }
+        let now = ProcessControl.monotonicNanoseconds()
+        var due = pending.indices.filter { pending[$0].due <= now }
+        guard !due.isEmpty else { return true }
+        due.shuffle(using: &random)
+        for i in due { context.sendComplete(pending[i].packet, status: pending[i].status) }
+        let done = Set(due)
+        pending = pending.enumerated().filter { !done.contains($0.offset) }.map(\.element)
+        return !pending.isEmpty
+    }
+
+    public func bindingClosing(_ binding: UInt64, context: MiniportContext) {
+        pending.removeAll { $0.packet.binding == binding }
+        checker.next[binding] = nil
+    }
+}
+
+/// The built-in drivers, by name.
+public enum BuiltInDrivers {
+    public static let names = ["null", "resources", "random-order"]
+
+    public static func make(_ name: String, verify: Bool, seed: UInt64, maxDelayMicroseconds: Int? = nil)
+        -> (any MiniportDriver)?
+    {
+        switch name {
+        case "null": NullDriver(verify: verify)
+        case "resources": ResourcesDriver(seed: seed, maxDelayMicroseconds: maxDelayMicroseconds ?? 300)
+        case "random-order": RandomOrderDriver(seed: seed, maxDelayMicroseconds: maxDelayMicroseconds ?? 500)
+        default: nil
+        }
+    }
+}

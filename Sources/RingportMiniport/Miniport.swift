@@ -1,0 +1,156 @@
+import Atomics
+import Foundation
+import Glibc
+public import Logging
+public import RingportCore
+public import RingportSystem
+import Synchronization
+
+/// How a miniport serves its adapter.
+public struct MiniportOptions: Sendable {
+    public var adapter: String
+    public var directory: RuntimeDirectory
+    /// The most a binding may be granted.
+    public var limits: BindingConfiguration
+    /// Verify every ring transition (costs time; on in debug builds).
+    public var checked: Bool
+    /// Permissions of the control socket: who may bind.
+    public var socketMode: mode_t
+    /// Idle loop turns spent spinning before the data thread sleeps.
+    public var spinTurns: Int
+    /// Packets one binding may move per turn before the next binding's turn (fairness).
+    public var budget: Int
+
+    public init(
+        adapter: String,
+        directory: RuntimeDirectory = RuntimeDirectory(),
+        limits: BindingConfiguration = .maximum,
+        checked: Bool = NetRingChecking.isEnabledByDefault,
+        socketMode: mode_t = 0o600,
+        spinTurns: Int = 20_000,
+        budget: Int = 256
+    ) {
+        self.adapter = adapter
+        self.directory = directory
+        self.limits = limits
+        self.checked = checked
+        self.socketMode = socketMode
+        self.spinTurns = spinTurns
+        self.budget = budget
+    }
+}
+
+/// Why a miniport could not start.
+public enum MiniportError: Error, CustomStringConvertible {
+    case badAdapterName(String)
+    case alreadyRunning(String)
+    case system(SystemError)
+
+    public var description: String {
+        switch self {
+        case .badAdapterName(let name): "bad adapter name \"\(name)\" (1 to 64 of A-Z a-z 0-9 . _ -)"
+        case .alreadyRunning(let why): why
+        case .system(let error): error.description
+        }
+    }
+}
+
+/// What the control thread asks of the data thread.
+enum Command: Sendable {
+    case add(BindingResources)
+    case remove(UInt64, protocolAlive: Bool)
+}
+
+/// A miniport serving one adapter: the control thread accepts bindings, the data thread runs the
+/// framework over the driver. `run()` returns after `requestStop()`, with every binding closed.
+public final class Miniport: @unchecked Sendable {
+    public let options: MiniportOptions
+    let driver: any MiniportDriver
+    public let logger: Logger
+    let lock: AdapterLock
+    let listener: ControlSocket
+    public let socketPath: String
+
+    let stopRequested = ManagedAtomic<Bool>(false)
+    let dataPlaneDone = ManagedAtomic<Bool>(false)
+    let commands = Mutex<[Command]>([])
+    let toDisconnect = Mutex<[UInt64]>([])
+    let statistics = Mutex(AdapterStatistics())
+    let bindingCount = ManagedAtomic<Int>(0)
+    /// A process-local word the data thread also waits on: commands and stop ring it.
+    let doorbellStorage: UnsafeMutableRawBufferPointer
+    let doorbell: SharedWord
+
+    public init(options: MiniportOptions, driver: any MiniportDriver, logger: Logger) throws(MiniportError) {
+        guard RuntimeDirectory.isValidAdapterName(options.adapter) else { throw .badAdapterName(options.adapter) }
+        self.options = options
+        self.driver = driver
+        self.logger = logger
+        do { try options.directory.create() } catch { throw .system(error) }
+        do {
+            lock = try AdapterLock(path: options.directory.lockPath(adapter: options.adapter))
+        } catch {
+            throw .alreadyRunning("adapter \(options.adapter): \(error)")
+        }
+        socketPath = options.directory.socketPath(adapter: options.adapter)
+        // We hold the lock: whatever a predecessor left is stale.
+        if unlink(socketPath) == 0 { logger.info("removed a stale socket \(socketPath)") }
+        for name in Self.leftoverSegments(adapter: options.adapter) {
+            try? SharedSegment.unlink(name: "/" + name)
+            logger.info("removed a leftover segment /\(name)")
+        }
+        do {
+            listener = try ControlSocket.listen(path: socketPath, mode: options.socketMode)
+            try listener.setNonBlocking()
+        } catch { throw .system(error) }
+        doorbellStorage = .allocate(byteCount: 64, alignment: 64)
+        doorbellStorage.initializeMemory(as: UInt8.self, repeating: 0)
+        doorbell = SharedWord(doorbellStorage, offset: 0)
+    }
+
+    deinit {
+        unlink(socketPath)
+        doorbellStorage.deallocate()
+    }
+
+    static func segmentPrefix(adapter: String) -> String { "ringport=\(adapter)=" }
+
+    static func leftoverSegments(adapter: String) -> [String] {
+        let prefix = segmentPrefix(adapter: adapter)
+        return ((try? FileManager.default.contentsOfDirectory(atPath: "/dev/shm")) ?? []).filter {
+            $0.hasPrefix(prefix)
+        }
+    }
+
+    /// Asks `run()` to close every binding and return. Safe from any thread.
+    public func requestStop() {
+        stopRequested.store(true, ordering: .sequentiallyConsistent)
+        ringDoorbell()
+    }
+
+    func ringDoorbell() {
+        doorbell.add(1)
+        Futex.wake(doorbell.futexAddress)
+    }
+
+    func enqueue(_ command: Command) {
+        commands.withLock { $0.append(command) }
+        ringDoorbell()
+    }
+
+    /// Serves until `requestStop()`: the control plane on a thread of its own, the data plane on this one.
+    public func run() {
+        let control = Thread { [self] in
+            var plane = ControlPlane(miniport: self)
+            plane.run()
+        }
+        control.name = "ringportd-control"
+        control.start()
+        var data = DataPlane(miniport: self)
+        data.run()
+        dataPlaneDone.store(true, ordering: .sequentiallyConsistent)
+        while !controlDone.load(ordering: .sequentiallyConsistent) { usleep(1000) }
+    }
+
+    let controlDone = ManagedAtomic<Bool>(false)
+}

@@ -1,0 +1,62 @@
+import RingportCore
+import RingportSystem
+
+/// A binding's segment, handed from the control thread (which creates it) to the data thread.
+final class BindingResources: @unchecked Sendable {
+    let id: UInt64
+    let segment: SharedSegment
+    let regions: BindingRegions
+    let processID: Int32
+
+    init(id: UInt64, segment: consuming SharedSegment, regions: BindingRegions, processID: Int32) {
+        self.id = id
+        self.segment = segment
+        self.regions = regions
+        self.processID = processID
+    }
+}
+
+/// The data thread's state of one binding's transmit queue.
+final class MiniportBinding {
+    enum SlotState: UInt8 {
+        case idle = 0
+        case pending, completed
+    }
+
+    let id: UInt64
+    let resources: BindingResources
+    let regions: BindingRegions
+    let rings: NetRingCollection
+    @exclusivity(unchecked) var slotState: [SlotState]
+    @exclusivity(unchecked) var slotRound: [UInt32]
+    /// The fragment-ring index after the packet's fragments: where `BeginIndex` goes once it is returned.
+    @exclusivity(unchecked) var slotFragmentEnd: [UInt32]
+    @exclusivity(unchecked) var slotBytes: [UInt32]
+    /// A serialized driver answered `RESOURCES`: resubmit after the next completion or resources-available.
+    var blocked = false
+    var packets: UInt64 = 0
+    var bytes: UInt64 = 0
+    var failed: UInt64 = 0
+    var outstanding = 0
+
+    init(_ resources: BindingResources, checked: Bool) {
+        id = resources.id
+        self.resources = resources
+        regions = resources.regions
+        rings = NetRingCollection(
+            packetRing: regions.transmitPacketRing,
+            fragmentRing: regions.transmitFragmentRing,
+            checked: checked
+        )
+        let n = Int(regions.transmitPacketRing.numberOfElements)
+        slotState = Array(repeating: .idle, count: n)
+        slotRound = Array(repeating: 0, count: n)
+        slotFragmentEnd = Array(repeating: 0, count: n)
+        slotBytes = Array(repeating: 0, count: n)
+    }
+
+    /// Whether the protocol published packets not yet given to the driver.
+    var hasPostedWork: Bool {
+        !blocked && regions.transmitPacketRing.loadEndIndex() != regions.transmitPacketRing.loadNextIndex()
+    }
+}

@@ -1,0 +1,22 @@
+import ArgumentParser
+
+@main
+struct RingportTool: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ringport",
+        abstract: "Talk to a Ringport adapter from the command line.",
+        discussion: """
+            Example (with `ringportd` running):
+              ringport stress --packets 100000
+              ringport stat
+            """,
+        subcommands: [Stress.self, Stat.self, Bench.self]
+    )
+}
+
+/// Where the adapter is.
+struct AdapterOptions: ParsableArguments {
+    @Option(help: "Adapter name.") var adapter = "ringport0"
+    @Option(help: "Runtime directory of the miniport (default: $RINGPORT_DIR, else /run/ringport for root).")
+    var dir: String?
+}

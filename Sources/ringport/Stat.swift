@@ -1,0 +1,22 @@
+import ArgumentParser
+import RingportCore
+import RingportSystem
+
+struct Stat: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Print the adapter's statistics.")
+
+    @OptionGroup var where_: AdapterOptions
+
+    func run() throws {
+        let directory = RuntimeDirectory(where_.dir)
+        let socket = try ControlSocket.connect(path: directory.socketPath(adapter: where_.adapter))
+        try socket.send(.queryStatistics)
+        guard socket.isReadable(waitingMilliseconds: 5000), case .message(.statistics(let s), _) = try socket.receive()
+        else { throw ValidationError("no statistics from the miniport") }
+        print(
+            "bindings=\(s.bindings) opened=\(s.bindingsOpened) reclaimed=\(s.bindingsReclaimed) "
+                + "packets=\(s.packetsSent) bytes=\(s.bytesSent) failed=\(s.packetsFailed) "
+                + "outstanding=\(s.packetsOutstanding) verification_errors=\(s.verificationErrors)"
+        )
+    }
+}

@@ -1,0 +1,231 @@
+import ArgumentParser
+import Foundation
+import Ringport
+import RingportCore
+import RingportSystem
+
+/// A protocol process that sends packets of random sizes, buffer counts, OOB data and batch sizes, and
+/// checks that each completes exactly once, in ring order, with the status the driver gives.
+struct Stress: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Send packets of random shapes and check every completion.",
+        discussion: """
+            Each packet carries its sequence number and a byte pattern (checked by `ringportd --verify` or the
+            test drivers), its sequence in ProtocolReserved, a random 802.3 priority and flags. Completed
+            packets are reinitialized and reused. Prints `ok sent=N ...` and exits 0 when every packet came
+            back once, in order, with the expected status.
+
+            Example:
+              ringport stress --packets 100000 --max-buffers 8 --expect verified
+            """
+    )
+
+    enum Expectation: String, ExpressibleByArgument {
+        /// Every status SUCCESS (the null driver).
+        case success
+        /// The test drivers' rule: FAILURE for sequence % 97 == 13, SUCCESS otherwise.
+        case verified
+    }
+
+    @OptionGroup var where_: AdapterOptions
+    @Option(help: "Packets to send.") var packets = 100_000
+    @Option(help: "Seed of the random shapes.") var seed: UInt64 = 1
+    @Option(help: "Most buffers per packet.") var maxBuffers = 8
+    @Option(help: "Largest packet in bytes (at least 16).") var maxSize = 4096
+    @Option(help: "Largest batch per send.") var maxBatch = 32
+    @Option(help: "Statuses to expect: success or verified.") var expect: Expectation = .success
+    @Option(help: "Seconds to wait for the last completions.") var timeout = 60.0
+    @Option(help: "After this many packets, stop and hold them until killed (for tests).") var holdAfter: Int?
+
+    func validate() throws {
+        guard packets > 0, (1...16).contains(maxBuffers), maxSize >= 16, maxBatch >= 1 else {
+            throw ValidationError("need packets > 0, 1...16 buffers, max-size >= 16, max-batch >= 1")
+        }
+    }
+
+    func run() throws {
+        let adapter = try Adapter.open(
+            where_.adapter,
+            configuration: BindingConfiguration(
+                packetCount: 1024,
+                chunkCount: 4096,
+                chunkSize: 2048,
+                transmitRingSize: 256,
+                fragmentsPerPacket: 16
+            ),
+            directory: RuntimeDirectory(where_.dir)
+        )
+        let run = StressRun(self, adapter: adapter)
+        try run.go()
+    }
+}
+
+struct StressRun: ~Copyable {
+    let options: Stress
+    let adapter: Adapter
+    var random: SystemRandomNumberGenerator = SystemRandomNumberGenerator()
+    var state: UInt64
+    var sent: UInt64 = 0
+    var completed: UInt64 = 0
+    var failed: UInt64 = 0
+    var bytes = 0
+    var errors: [String] = []
+    var spare = PacketArray()
+    var lastProgress = ProcessControl.monotonicNanoseconds()
+    var batch = PacketArray(reservingCapacity: 64)
+
+    init(_ options: Stress, adapter: Adapter) {
+        self.options = options
+        self.adapter = adapter
+        state = options.seed
+    }
+
+    mutating func next(_ bound: Int) -> Int {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return Int((z ^ (z >> 31)) % UInt64(bound))
+    }
+
+    consuming func go() throws {
+        let total = UInt64(options.packets)
+        let hold = options.holdAfter.map(UInt64.init) ?? UInt64.max
+        while sent < total && sent < hold {
+            let size = 1 + next(options.maxBatch)
+            for _ in 0..<size where sent < total && sent < hold {
+                guard let packet = try makePacket(sequence: sent) else { break }
+                batch.append(packet)
+                sent += 1
+            }
+            adapter.send(&batch)
+            collect(wait: 0)
+            if case .closed(let reason) = adapter.state { throw ValidationError("binding closed: \(reason)") }
+        }
+        if sent >= hold {
+            FileHandle.standardOutput.write(Data("holding \(sent - completed) packets\n".utf8))
+            while true { sleep(60) }
+        }
+        let deadline = ProcessControl.monotonicNanoseconds() + UInt64(options.timeout * 1e9)
+        while completed < sent && ProcessControl.monotonicNanoseconds() < deadline { collect(wait: 0.2) }
+        spare = PacketArray()
+        let pool = adapter.packetPoolUsage
+        try? adapter.close()
+        if completed != sent { errors.append("\(sent - completed) packets never completed") }
+        if !adapter.misuses.isEmpty { errors.append("misuses: \(adapter.misuses)") }
+        print(
+            "\(errors.isEmpty ? "ok" : "FAILED") sent=\(sent) completed=\(completed) failed=\(failed) bytes=\(bytes) "
+                + "pool_in_use=\(pool)"
+        )
+        for error in errors.prefix(10) { print("error: \(error)") }
+        if !errors.isEmpty { throw ExitCode(1) }
+    }
+
+    /// A packet for `sequence`: reused from `spare` when possible, else allocated (waiting for completions
+    /// when the pools are used up).
+    mutating func makePacket(sequence: UInt64) throws -> Packet? {
+        var packet: Packet
+        if let reused = spare.popLast() {
+            packet = reused
+        } else {
+            while true {
+                do {
+                    packet = try adapter.allocatePacket()
+                    break
+                } catch {
+                    guard case .resources = error else { throw error }
+                    adapter.send(&batch)
+                    collect(wait: 1)
+                    try checkProgress()
+                    if let reused = spare.popLast() {
+                        packet = reused
+                        break
+                    }
+                }
+            }
+        }
+        let length = 16 + next(options.maxSize - 15)
+        let chunk = adapter.configuration.chunkSize
+        let buffers = max(min(1 + next(options.maxBuffers), length), (length + chunk - 1) / chunk)
+        guard buffers <= options.maxBuffers || length > options.maxBuffers * chunk else { return nil }
+        // Cut the payload into pieces; half the packets are built back to front with chainAtFront.
+        var pieces: [Range<Int>] = []
+        var offset = 0
+        for b in 0..<buffers {
+            let remaining = length - offset
+            let piece = b == buffers - 1 ? remaining : max(1, min(chunk, remaining / (buffers - b)))
+            pieces.append(offset..<offset + piece)
+            offset += piece
+        }
+        let front = next(2) == 0
+        for range in front ? pieces.reversed() : pieces {
+            var buffer: Buffer
+            while true {
+                do {
+                    buffer = try adapter.allocateBuffer(length: range.count)
+                    break
+                } catch {
+                    guard case .resources = error else { throw error }
+                    adapter.send(&batch)
+                    collect(wait: 1)
+                    try checkProgress()
+                }
+            }
+            buffer.withUnsafeMutableBytes {
+                PayloadPattern.fill($0, sequence: sequence, totalLength: length, start: range.lowerBound)
+            }
+            if front { packet.chainAtFront(buffer) } else { packet.chainAtBack(buffer) }
+        }
+        if packet.bufferCount != buffers || packet.totalLength != length {
+            errors.append("packet \(sequence): query says \(packet.bufferCount) buffers, \(packet.totalLength) bytes")
+        }
+        bytes += length
+        packet.timeToSend = sequence
+        packet.mediaSpecificInformation = .ieee8023Priority(UInt8(next(8)))
+        packet.setFlags(next(2) == 0 ? [.dontLoopback] : [])
+        packet.withProtocolReserved { $0.storeBytes(of: sequence, as: UInt64.self) }
+        return packet
+    }
+
+    /// Fails the run when nothing completed for `--timeout` seconds (every wait is bounded).
+    func checkProgress() throws {
+        let stalled = Double(ProcessControl.monotonicNanoseconds() - lastProgress) / 1e9
+        guard stalled < options.timeout else {
+            throw ValidationError("no completion for \(Int(stalled)) s (sent \(sent), completed \(completed))")
+        }
+    }
+
+    mutating func collect(wait seconds: Double) {
+        var returned: [(UInt64, NDISStatus)] = []
+        var keep = PacketArray()
+        let check: (consuming Packet, NDISStatus) -> Void = { packet, status in
+            let sequence = packet.withProtocolReserved { $0.load(as: UInt64.self) }
+            returned.append((sequence, status))
+            keep.append(packet)
+        }
+        if seconds > 0 {
+            adapter.waitForCompletions(timeoutSeconds: seconds, check)
+        } else {
+            adapter.pollCompletions(check)
+        }
+        for (sequence, status) in returned {
+            if sequence != completed { errors.append("completion \(completed) carried sequence \(sequence)") }
+            let expected: NDISStatus =
+                switch options.expect {
+                case .success: .success
+                case .verified: PayloadPattern.expectedStatus(sequence)
+                }
+            if status != expected {
+                errors.append("packet \(sequence) completed with \(status), the driver gives \(expected)")
+            }
+            if !status.isSuccess { failed += 1 }
+            completed += 1
+        }
+        if !returned.isEmpty { lastProgress = ProcessControl.monotonicNanoseconds() }
+        // Reinitialize at once: that frees the buffers for the next packets (reuse, not free and allocate).
+        while var packet = keep.popLast() {
+            packet.reinitialize()
+            spare.append(packet)
+        }
+    }
+}
