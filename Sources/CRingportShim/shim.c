@@ -1,2 +1,74 @@
-// The shim is header-only (static inline); this file only makes it a target and runs its _Static_asserts.
+// The shim's functions that need GNU extensions (accept4, MSG_CMSG_CLOEXEC, CPU_SET): compiled here with
+// _GNU_SOURCE, so the header Swift imports sees the same system headers as Swift's own Glibc module.
+#define _GNU_SOURCE
+#include <sched.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
 #include "ringport_shim.h"
+
+/* Sends len bytes and, if fd >= 0, the descriptor fd (SCM_RIGHTS) in one message. Returns bytes or -errno. */
+long rp_send_with_fd(int sock, const void *buf, size_t len, int fd)
+{
+    struct iovec iov = {.iov_base = (void *)buf, .iov_len = len};
+    union {
+        char bytes[CMSG_SPACE(sizeof(int))];
+        struct cmsghdr align;
+    } control;
+    struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1};
+    if (fd >= 0) {
+        memset(&control, 0, sizeof control);
+        msg.msg_control = control.bytes;
+        msg.msg_controllen = sizeof control.bytes;
+        struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+        c->cmsg_level = SOL_SOCKET;
+        c->cmsg_type = SCM_RIGHTS;
+        c->cmsg_len = CMSG_LEN(sizeof(int));
+        memcpy(CMSG_DATA(c), &fd, sizeof(int));
+    }
+    long r;
+    do r = sendmsg(sock, &msg, MSG_NOSIGNAL);
+    while (r < 0 && errno == EINTR);
+    return r >= 0 ? r : -errno;
+}
+
+/* Receives one message of at most len bytes, and a descriptor into *fd (-1 if none; close-on-exec).
+ * Returns bytes (0 at end of stream) or -errno. A truncated message or control part is -EMSGSIZE. */
+long rp_recv_with_fd(int sock, void *buf, size_t len, int *fd, int flags)
+{
+    struct iovec iov = {.iov_base = buf, .iov_len = len};
+    union {
+        char bytes[CMSG_SPACE(sizeof(int))];
+        struct cmsghdr align;
+    } control;
+    struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.bytes,
+                         .msg_controllen = sizeof control.bytes};
+    *fd = -1;
+    long r;
+    do r = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC | flags);
+    while (r < 0 && errno == EINTR);
+    if (r < 0) return -errno;
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
+        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS && c->cmsg_len == CMSG_LEN(sizeof(int)))
+            memcpy(fd, CMSG_DATA(c), sizeof(int));
+    }
+    if (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) {
+        if (*fd >= 0) close(*fd);
+        *fd = -1;
+        return -EMSGSIZE;
+    }
+    return r;
+}
+
+/* accept4 with no address, close-on-exec (its address argument is a transparent union Swift cannot pass). */
+int rp_accept(int sock) { return accept4(sock, NULL, NULL, SOCK_CLOEXEC); }
+
+/* Pins the calling thread to one CPU; returns 0 or errno. (CPU_SET and sched_setaffinity need _GNU_SOURCE.) */
+int rp_pin_to_cpu(int cpu)
+{
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(cpu, &set);
+    return sched_setaffinity(0, sizeof set, &set) == 0 ? 0 : errno;
+}
+

@@ -7,8 +7,6 @@ public import RingportCore
 public struct ControlSocket: ~Copyable {
     public let descriptor: CInt
 
-    init(descriptor: CInt) { self.descriptor = descriptor }
-
     deinit { close(descriptor) }
 
     /// Binds and listens at `path` (an existing socket file must have been removed), with `mode`.
@@ -122,13 +120,5 @@ public struct ControlSocket: ~Copyable {
         guard flags >= 0, fcntl(descriptor, F_SETFL, flags | O_NONBLOCK) == 0 else {
             throw .fromErrno("fcntl(O_NONBLOCK)")
         }
-    }
-
-    /// The peer's process id (`SO_PEERCRED`).
-    public var peerProcessID: pid_t? {
-        var credentials = ucred()
-        var length = socklen_t(MemoryLayout<ucred>.size)
-        guard getsockopt(descriptor, SOL_SOCKET, SO_PEERCRED, &credentials, &length) == 0 else { return nil }
-        return credentials.pid
     }
 }

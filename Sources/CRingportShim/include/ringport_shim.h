@@ -1,13 +1,10 @@
 /* ringport_shim.h: the few things Swift cannot call (futex, prctl) and the shared-memory
  * layout as C structs, so C clients and the Swift side agree byte for byte.
- * Every function is static inline, prefixed rp_, and returns 0, a count, or an errno. */
+ * Functions are prefixed rp_ and return 0, a count, or an errno; static inline here, except the few that
+ * need GNU extensions, which shim.c compiles (defining _GNU_SOURCE here would split Glibc's module). */
 #ifndef RINGPORT_SHIM_H
 #define RINGPORT_SHIM_H
 
-#ifndef _GNU_SOURCE
-#define _GNU_SOURCE /* sched_setaffinity, CPU_SET */
-#endif
-#include <sched.h>
 
 #include <errno.h>
 #include <limits.h>
@@ -15,10 +12,7 @@
 #include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <string.h>
 #include <sys/prctl.h>
-#include <sys/socket.h>
-#include <sys/uio.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -83,60 +77,14 @@ static inline int rp_futex_waitv(uint32_t *const *words, const uint32_t *expecte
 /* ---- file descriptors over a Unix socket (CMSG_* are macros Swift cannot import) ---- */
 
 /* Sends len bytes and, if fd >= 0, the descriptor fd (SCM_RIGHTS) in one message. Returns bytes or -errno. */
-static inline long rp_send_with_fd(int sock, const void *buf, size_t len, int fd)
-{
-    struct iovec iov = {.iov_base = (void *)buf, .iov_len = len};
-    union {
-        char bytes[CMSG_SPACE(sizeof(int))];
-        struct cmsghdr align;
-    } control;
-    struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1};
-    if (fd >= 0) {
-        memset(&control, 0, sizeof control);
-        msg.msg_control = control.bytes;
-        msg.msg_controllen = sizeof control.bytes;
-        struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
-        c->cmsg_level = SOL_SOCKET;
-        c->cmsg_type = SCM_RIGHTS;
-        c->cmsg_len = CMSG_LEN(sizeof(int));
-        memcpy(CMSG_DATA(c), &fd, sizeof(int));
-    }
-    long r;
-    do r = sendmsg(sock, &msg, MSG_NOSIGNAL);
-    while (r < 0 && errno == EINTR);
-    return r >= 0 ? r : -errno;
-}
+long rp_send_with_fd(int sock, const void *buf, size_t len, int fd);
 
 /* Receives one message of at most len bytes, and a descriptor into *fd (-1 if none; close-on-exec).
  * Returns bytes (0 at end of stream) or -errno. A truncated message or control part is -EMSGSIZE. */
-static inline long rp_recv_with_fd(int sock, void *buf, size_t len, int *fd, int flags)
-{
-    struct iovec iov = {.iov_base = buf, .iov_len = len};
-    union {
-        char bytes[CMSG_SPACE(sizeof(int))];
-        struct cmsghdr align;
-    } control;
-    struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.bytes,
-                         .msg_controllen = sizeof control.bytes};
-    *fd = -1;
-    long r;
-    do r = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC | flags);
-    while (r < 0 && errno == EINTR);
-    if (r < 0) return -errno;
-    for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
-        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS && c->cmsg_len == CMSG_LEN(sizeof(int)))
-            memcpy(fd, CMSG_DATA(c), sizeof(int));
-    }
-    if (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) {
-        if (*fd >= 0) close(*fd);
-        *fd = -1;
-        return -EMSGSIZE;
-    }
-    return r;
-}
+long rp_recv_with_fd(int sock, void *buf, size_t len, int *fd, int flags);
 
 /* accept4 with no address, close-on-exec (its address argument is a transparent union Swift cannot pass). */
-static inline int rp_accept(int sock) { return accept4(sock, NULL, NULL, SOCK_CLOEXEC); }
+int rp_accept(int sock);
 
 /* ---- process control ---- */
 
@@ -148,14 +96,8 @@ static inline int rp_die_with_parent(pid_t expected_parent)
     return getppid() == expected_parent ? 0 : ESRCH;
 }
 
-/* Pins the calling thread to one CPU; returns 0 or errno. (CPU_SET and sched_setaffinity need _GNU_SOURCE.) */
-static inline int rp_pin_to_cpu(int cpu)
-{
-    cpu_set_t set;
-    CPU_ZERO(&set);
-    CPU_SET(cpu, &set);
-    return sched_setaffinity(0, sizeof set, &set) == 0 ? 0 : errno;
-}
+/* Pins the calling thread to one CPU; returns 0 or errno. */
+int rp_pin_to_cpu(int cpu);
 
 /* PAUSE in a spin loop: lets the sibling hyperthread run and slows our polling of a contended line. */
 static inline void rp_cpu_relax(void) { __builtin_ia32_pause(); }
