@@ -70,7 +70,7 @@ let package = Package(
         .executableTarget(
             name: "ringport",
             dependencies: [
-                "Ringport", "RingportCore", "RingportSystem",
+                "Ringport", "RingportCore", "RingportSystem", "CRingportShim",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict

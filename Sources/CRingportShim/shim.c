@@ -72,3 +72,43 @@ int rp_pin_to_cpu(int cpu)
     return sched_setaffinity(0, sizeof set, &set) == 0 ? 0 : errno;
 }
 
+
+/* Sends count messages of len bytes each, message i from base + i * len (sendmmsg). Returns how many
+ * were sent, or -errno. */
+int rp_sendmmsg_same(int sock, const void *base, size_t len, unsigned count)
+{
+    struct mmsghdr messages[64];
+    struct iovec vectors[64];
+    if (count > 64) count = 64;
+    for (unsigned i = 0; i < count; i++) {
+        vectors[i].iov_base = (char *)base + i * len;
+        vectors[i].iov_len = len;
+        memset(&messages[i], 0, sizeof messages[i]);
+        messages[i].msg_hdr.msg_iov = &vectors[i];
+        messages[i].msg_hdr.msg_iovlen = 1;
+    }
+    int r;
+    do r = sendmmsg(sock, messages, count, MSG_NOSIGNAL);
+    while (r < 0 && errno == EINTR);
+    return r >= 0 ? r : -errno;
+}
+
+/* Receives up to count messages of at most len bytes into base + i * len (recvmmsg, MSG_WAITFORONE).
+ * Returns how many, or -errno. */
+int rp_recvmmsg_same(int sock, void *base, size_t len, unsigned count)
+{
+    struct mmsghdr messages[64];
+    struct iovec vectors[64];
+    if (count > 64) count = 64;
+    for (unsigned i = 0; i < count; i++) {
+        vectors[i].iov_base = (char *)base + i * len;
+        vectors[i].iov_len = len;
+        memset(&messages[i], 0, sizeof messages[i]);
+        messages[i].msg_hdr.msg_iov = &vectors[i];
+        messages[i].msg_hdr.msg_iovlen = 1;
+    }
+    int r;
+    do r = recvmmsg(sock, messages, count, MSG_WAITFORONE, NULL);
+    while (r < 0 && errno == EINTR);
+    return r >= 0 ? r : -errno;
+}

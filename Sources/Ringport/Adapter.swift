@@ -40,11 +40,11 @@ public final class Adapter {
     /// Completions decided here (foreign packet, closing), delivered by the next poll.
     @exclusivity(unchecked) var localCompletions: [(RawPacket, NDISStatus)] = []
     /// Packets given to the miniport (ring or backlog) and not completed yet.
-    public internal(set) var outstandingSends = 0
-    public internal(set) var state: State = .open
+    @exclusivity(unchecked) public internal(set) var outstandingSends = 0
+    @exclusivity(unchecked) public internal(set) var state: State = .open
     /// Handle misuses the runtime checks caught (such handles are dropped, not sent).
     public internal(set) var misuses: [PacketMisuse] = []
-    var lastLivenessCheck: UInt64 = 0
+    @exclusivity(unchecked) var lastLivenessCheck: UInt64 = 0
 
     public enum State: Equatable, Sendable {
         case open

@@ -66,6 +66,20 @@ public struct Packet: ~Copyable {
         return adapter.unchain(from: descriptorIndex, atFront: false).map { Buffer(adapter: adapter, index: $0) }
     }
 
+    /// `NdisQueryBuffer`: the bytes of the `position`-th chained buffer, to read or rewrite in place (as a
+    /// sender reusing a completed packet does, without unchaining).
+    public func withUnsafeMutableBytes<R>(
+        ofBufferAt position: Int,
+        _ body: (UnsafeMutableRawBufferPointer) throws -> R
+    ) rethrows -> R {
+        let adapter = owner
+        precondition(position >= 0 && position < Int(adapter.chainCount[descriptorIndex]), "no such buffer")
+        var buffer = Int(adapter.chainHead[descriptorIndex])
+        for _ in 0..<position { buffer = Int(adapter.bufferNext[buffer]) }
+        let start = buffer * adapter.configuration.chunkSize + Int(adapter.bufferOffset[buffer])
+        return try adapter.regions.data.withBytes(start..<start + Int(adapter.bufferLength[buffer])) { try body($0) }
+    }
+
     /// `NdisReinitializePacket`: empties the chain (freeing any buffer still on it), clears the flags and
     /// the OOB block, ready for another send. Cheaper than free and allocate.
     public mutating func reinitialize() {
@@ -184,7 +198,12 @@ public struct PacketArray: ~Copyable {
 
     /// Removes and returns the last packet.
     public mutating func popLast() -> Packet? {
-        guard let raw = packets.popLast() else { return nil }
+        isEmpty ? nil : removeLast()
+    }
+
+    /// Removes and returns the last packet; the array must not be empty.
+    public mutating func removeLast() -> Packet {
+        let raw = packets.removeLast()
         return Packet(adapter: raw.adapter, index: raw.index, generation: raw.generation)
     }
 }

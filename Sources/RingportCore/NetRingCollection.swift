@@ -35,7 +35,7 @@ public struct NetRingCollection {
     @inlinable public func allPackets() -> NetRingPacketIterator {
         observe()
         return NetRingPacketIterator(
-            rings: self,
+            rings: NetRingPair(self),
             target: .begin,
             index: packetRing.loadBeginIndex(),
             end: snapshotEnd(.packet)
@@ -46,7 +46,7 @@ public struct NetRingCollection {
         observe()
         verifier?.driverCheckPostStart(.packet)
         return NetRingPacketIterator(
-            rings: self,
+            rings: NetRingPair(self),
             target: .next,
             index: packetRing.loadNextIndex(),
             end: snapshotEnd(.packet)
@@ -56,7 +56,7 @@ public struct NetRingCollection {
     @inlinable public func drainPackets() -> NetRingPacketIterator {
         observe()
         return NetRingPacketIterator(
-            rings: self,
+            rings: NetRingPair(self),
             target: .begin,
             index: packetRing.loadBeginIndex(),
             end: packetRing.loadNextIndex()
@@ -66,7 +66,7 @@ public struct NetRingCollection {
     @inlinable public func allFragments() -> NetRingFragmentIterator {
         observe()
         return NetRingFragmentIterator(
-            rings: self,
+            rings: NetRingPair(self),
             target: .begin,
             index: fragmentRing.loadBeginIndex(),
             end: snapshotEnd(.fragment)
@@ -77,7 +77,7 @@ public struct NetRingCollection {
         observe()
         verifier?.driverCheckPostStart(.fragment)
         return NetRingFragmentIterator(
-            rings: self,
+            rings: NetRingPair(self),
             target: .next,
             index: fragmentRing.loadNextIndex(),
             end: snapshotEnd(.fragment)
@@ -87,7 +87,7 @@ public struct NetRingCollection {
     @inlinable public func drainFragments() -> NetRingFragmentIterator {
         observe()
         return NetRingFragmentIterator(
-            rings: self,
+            rings: NetRingPair(self),
             target: .begin,
             index: fragmentRing.loadBeginIndex(),
             end: fragmentRing.loadNextIndex()
@@ -139,15 +139,7 @@ public struct NetRingCollection {
         start: UInt32,
         end: UInt32
     ) throws(NetRingViolation) {
-        let ring = ring(type)
-        guard index < ring.numberOfElements,
-            ring.rangeCount(from: start, to: index) <= ring.rangeCount(from: start, to: end)
-        else { throw Self.pastEnd(type, target, index, start: start, end: end) }
-        if let verifier { try verifier.driverWillSet(type, target, to: index) }
-        switch target {
-        case .begin: ring.storeBeginIndex(index)
-        case .next: ring.storeNextIndex(index)
-        }
+        try NetRingPair(self).store(type, target, index, start: start, end: end)
     }
 
     @inline(never) @usableFromInline
@@ -161,6 +153,51 @@ public struct NetRingCollection {
         let rule: NetRingRule = target == .begin ? .driverMovedBeginPastEnd : .driverMovedNextPastEnd
         let name = target == .begin ? "BeginIndex" : "NextIndex"
         return NetRingViolation(rule, ring: type, index: index, "\(name) \(start) -> \(index) passes \(end)")
+    }
+}
+
+/// What an iterator needs of its collection: the two rings and the verifier, without a strong reference
+/// (copying a collection retains its verifier; iterators are copied per packet). The collection the iterator
+/// came from keeps the verifier alive, and must outlive the iterator, as the mapping must.
+@frozen
+public struct NetRingPair {
+    @usableFromInline let packetRing: NetRing
+    @usableFromInline let fragmentRing: NetRing
+    @usableFromInline unowned(unsafe) let verifier: NetRingVerifier?
+
+    @inlinable init(_ rings: NetRingCollection) {
+        packetRing = rings.packetRing
+        fragmentRing = rings.fragmentRing
+        verifier = rings.verifier
+    }
+
+    @inlinable func ring(_ type: NetRingType) -> NetRing {
+        switch type {
+        case .packet: packetRing
+        case .fragment: fragmentRing
+        }
+    }
+
+    @inlinable func fragment(at index: UInt32) -> NetFragment {
+        NetFragment(fragmentRing, at: index, verifier: verifier)
+    }
+
+    @inlinable func store(
+        _ type: NetRingType,
+        _ target: NetRingIndex,
+        _ index: UInt32,
+        start: UInt32,
+        end: UInt32
+    ) throws(NetRingViolation) {
+        let ring = ring(type)
+        guard index < ring.numberOfElements,
+            ring.rangeCount(from: start, to: index) <= ring.rangeCount(from: start, to: end)
+        else { throw NetRingCollection.pastEnd(type, target, index, start: start, end: end) }
+        if let verifier { try verifier.driverWillSet(type, target, to: index) }
+        switch target {
+        case .begin: ring.storeBeginIndex(index)
+        case .next: ring.storeNextIndex(index)
+        }
     }
 }
 

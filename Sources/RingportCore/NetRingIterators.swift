@@ -12,7 +12,7 @@ public protocol NetRingElement {
 /// ring. Moving an index past the end is refused.
 @frozen
 public struct NetRingIterator<Element: NetRingElement> {
-    @usableFromInline let rings: NetRingCollection
+    @usableFromInline let rings: NetRingPair
     @usableFromInline let target: NetRingIndex
     @usableFromInline let start: UInt32
     @usableFromInline var _index: UInt32
@@ -21,7 +21,7 @@ public struct NetRingIterator<Element: NetRingElement> {
     /// The snapshot of the range's end.
     public let end: UInt32
 
-    @inlinable init(rings: NetRingCollection, target: NetRingIndex, index: UInt32, end: UInt32) {
+    @inlinable init(rings: NetRingPair, target: NetRingIndex, index: UInt32, end: UInt32) {
         self.rings = rings
         self.target = target
         self.start = index
@@ -79,12 +79,12 @@ extension NetRingIterator where Element == NetFragment {
 /// `NetRingCollection.setFragmentNextIndex(to:)` and `setFragmentBeginIndex(to:)` instead.
 @frozen
 public struct NetPacketFragmentIterator {
-    @usableFromInline let rings: NetRingCollection
+    @usableFromInline let rings: NetRingPair
     @usableFromInline var _index: UInt32
     @inlinable public var index: UInt32 { _index }
     public let end: UInt32
 
-    @inlinable init(rings: NetRingCollection, index: UInt32, end: UInt32) {
+    @inlinable init(rings: NetRingPair, index: UInt32, end: UInt32) {
         self.rings = rings
         self._index = index
         self.end = end

@@ -13,6 +13,8 @@ struct DataPlane {
     var removedBytes: UInt64 = 0
     var removedFailed: UInt64 = 0
     var lastStatistics: UInt64 = 0
+    var lastDoorbell: UInt32 = 0
+    var turns = 0
 
     init(miniport: Miniport) {
         self.miniport = miniport
@@ -24,11 +26,17 @@ struct DataPlane {
         var idle = 0
         var start = 0
         while true {
-            let commands = miniport.commands.withLock { queue in
-                defer { queue.removeAll(keepingCapacity: true) }
-                return queue
+            // Commands ring the doorbell: take the lock only when it rang.
+            var commands: [Command] = []
+            let bell = miniport.doorbell.load()
+            if bell != lastDoorbell {
+                lastDoorbell = bell
+                commands = miniport.commands.withLock { queue in
+                    defer { queue.removeAll(keepingCapacity: true) }
+                    return queue
+                }
+                for command in commands { apply(command) }
             }
-            for command in commands { apply(command) }
             if miniport.stopRequested.load(ordering: .sequentiallyConsistent) {
                 shutdown()
                 return
@@ -110,6 +118,8 @@ struct DataPlane {
     }
 
     mutating func publishStatistics(force: Bool) {
+        turns &+= 1
+        guard force || turns & 1023 == 0 else { return }
         let now = ProcessControl.monotonicNanoseconds()
         guard force || now &- lastStatistics > 5_000_000 else { return }
         lastStatistics = now

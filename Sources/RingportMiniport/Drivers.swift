@@ -26,8 +26,8 @@ struct SequenceChecker {
 public final class NullDriver: RingDriver {
     public let name = "null"
     let verify: Bool
-    var checker = SequenceChecker()
-    var scratch: [UInt8] = []
+    @exclusivity(unchecked) var checker = SequenceChecker()
+    @exclusivity(unchecked) var scratch: [UInt8] = []
 
     public init(verify: Bool = false) { self.verify = verify }
 

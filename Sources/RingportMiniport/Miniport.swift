@@ -20,6 +20,8 @@ public struct MiniportOptions: Sendable {
     public var spinTurns: Int
     /// Packets one binding may move per turn before the next binding's turn (fairness).
     public var budget: Int
+    /// Pin the data thread to this CPU.
+    public var dataPlaneCPU: Int?
 
     public init(
         adapter: String,
@@ -28,7 +30,8 @@ public struct MiniportOptions: Sendable {
         checked: Bool = NetRingChecking.isEnabledByDefault,
         socketMode: mode_t = 0o600,
         spinTurns: Int = 20_000,
-        budget: Int = 256
+        budget: Int = 256,
+        dataPlaneCPU: Int? = nil
     ) {
         self.adapter = adapter
         self.directory = directory
@@ -37,6 +40,7 @@ public struct MiniportOptions: Sendable {
         self.socketMode = socketMode
         self.spinTurns = spinTurns
         self.budget = budget
+        self.dataPlaneCPU = dataPlaneCPU
     }
 }
 
@@ -146,6 +150,9 @@ public final class Miniport: @unchecked Sendable {
         }
         control.name = "ringportd-control"
         control.start()
+        if let cpu = options.dataPlaneCPU {
+            do { try ProcessControl.pin(toCPU: cpu) } catch { logger.warning("pinning the data thread: \(error)") }
+        }
         var data = DataPlane(miniport: self)
         data.run()
         dataPlaneDone.store(true, ordering: .sequentiallyConsistent)

@@ -5,6 +5,10 @@ import RingportSystem
 /// signalling resources, reading a packet in place. Used on the data thread only.
 public final class MiniportContext {
     let driver: any MiniportDriver
+    // The driver's model, found once: a dynamic cast per turn costs more than the turn.
+    let ringDriver: (any RingDriver)?
+    let arrayDriver: (any SendPacketsHandler)?
+    let singleDriver: (any SendHandler)?
     let serialized: Bool
     let maxSendPackets: Int
     @exclusivity(unchecked) var bindings: [MiniportBinding] = []
@@ -18,6 +22,9 @@ public final class MiniportContext {
     init(driver: any MiniportDriver, log: @escaping (String) -> Void) {
         self.driver = driver
         self.log = log
+        ringDriver = driver as? any RingDriver
+        arrayDriver = driver as? any SendPacketsHandler
+        singleDriver = driver as? any SendHandler
         if let ndis = driver as? any NDISDriver {
             serialized = ndis.isSerialized
             maxSendPackets = max(1, ndis.maxSendPackets)
@@ -156,7 +163,7 @@ public final class MiniportContext {
     /// completed prefix in ring order). Returns how many packets moved.
     func turn(_ binding: MiniportBinding, budget: Int) throws(NetRingViolation) -> Int {
         var work = 0
-        if let ring = driver as? any RingDriver {
+        if let ring = ringDriver {
             let before = binding.regions.transmitPacketRing.loadBeginIndex()
             ring.advance(
                 TransmitQueue(binding: binding.id, rings: binding.rings, regions: binding.regions), context: self)
@@ -262,7 +269,7 @@ public final class MiniportContext {
     /// Gives the batch to the driver; returns how many it accepted.
     func submit(_ binding: MiniportBinding) -> Int {
         guard !batch.isEmpty else { return 0 }
-        if let arrayDriver = driver as? any SendPacketsHandler {
+        if let arrayDriver {
             statuses.removeAll(keepingCapacity: true)
             statuses.append(contentsOf: repeatElement(NDISStatus.pending, count: batch.count))
             arrayDriver.sendPackets(batch, statuses: &statuses, context: self)
@@ -275,7 +282,7 @@ public final class MiniportContext {
             }
             return batch.count
         }
-        if let single = driver as? any SendHandler {
+        if let single = singleDriver {
             for (i, packet) in batch.enumerated() {
                 let status = single.send(packet, context: self)
                 if status == .resources && serialized { return i }

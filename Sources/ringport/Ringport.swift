@@ -10,7 +10,7 @@ struct RingportTool: ParsableCommand {
               ringport stress --packets 100000
               ringport stat
             """,
-        subcommands: [Stress.self, Stat.self, Bench.self]
+        subcommands: [Stress.self, Stat.self, Bench.self, SocketSink.self]
     )
 }
 

@@ -39,6 +39,7 @@ struct Ringportd: ParsableCommand {
     @Option(help: "Most data-area chunks a binding may have.") var maxChunks = 262_144
     @Option(help: "Largest transmit ring a binding may have.") var maxRing = 16_384
     @Option(help: "Log level: trace, debug, info, notice, warning, error.") var logLevel = "info"
+    @Option(help: "Pin the data thread to this CPU.") var cpu: Int?
 
     func validate() throws {
         guard BuiltInDrivers.names.contains(driver) else { throw ValidationError("unknown driver \(driver)") }
@@ -71,7 +72,8 @@ struct Ringportd: ParsableCommand {
             directory: RuntimeDirectory(dir),
             limits: limits,
             checked: checked ?? NetRingChecking.isEnabledByDefault,
-            socketMode: mode_t(socketMode, radix: 8)!
+            socketMode: mode_t(socketMode, radix: 8)!,
+            dataPlaneCPU: cpu
         )
         let miniport: Miniport
         do {

@@ -83,6 +83,10 @@ long rp_send_with_fd(int sock, const void *buf, size_t len, int fd);
  * Returns bytes (0 at end of stream) or -errno. A truncated message or control part is -EMSGSIZE. */
 long rp_recv_with_fd(int sock, void *buf, size_t len, int *fd, int flags);
 
+/* sendmmsg / recvmmsg of count equal-sized messages laid end to end (at most 64); count or -errno. */
+int rp_sendmmsg_same(int sock, const void *base, size_t len, unsigned count);
+int rp_recvmmsg_same(int sock, void *base, size_t len, unsigned count);
+
 /* accept4 with no address, close-on-exec (its address argument is a transparent union Swift cannot pass). */
 int rp_accept(int sock);
 
