@@ -24,7 +24,12 @@ struct ControlPlane {
         while !miniport.dataPlaneDone.load(ordering: .sequentiallyConsistent) {
             var entries = [pollfd(fd: miniport.listener.descriptor, events: Int16(POLLIN), revents: 0)]
             entries += connections.map { pollfd(fd: $0.socket.descriptor, events: Int16(POLLIN), revents: 0) }
-            _ = poll(&entries, nfds_t(entries.count), 20)
+            entries.append(pollfd(fd: miniport.controlWake.read, events: Int16(POLLIN), revents: 0))
+            _ = poll(&entries, nfds_t(entries.count), 1000)
+            if entries.removeLast().revents != 0 {
+                var drain = [UInt8](repeating: 0, count: 64)
+                while read(miniport.controlWake.read, &drain, drain.count) > 0 {}
+            }
             let stopping = miniport.stopRequested.load(ordering: .sequentiallyConsistent)
             if entries[0].revents != 0 && !stopping { acceptAll() }
             var closed: [Int] = []

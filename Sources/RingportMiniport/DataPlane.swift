@@ -52,6 +52,7 @@ struct DataPlane {
                         miniport.logger.error("binding \(binding.id) broke the ring contract: \(error); closing it")
                         remove(binding.id, protocolAlive: true)
                         miniport.toDisconnect.withLock { $0.append(binding.id) }
+                        miniport.wakeControlPlane()
                     }
                 }
                 start &+= 1
@@ -69,7 +70,8 @@ struct DataPlane {
             }
             publishStatistics(force: true)
             sleep()
-            idle = 0
+            // Spin again only once there was work: a timeout or a spurious wake goes straight back to sleep.
+            idle = miniport.options.spinTurns - 1
         }
     }
 
@@ -81,7 +83,7 @@ struct DataPlane {
         MultiWait.sleep(
             on: bindings.prefix(MultiWait.limit - 1).map { $0.regions.control.miniportWake },
             extra: [miniport.doorbell],
-            timeoutNanoseconds: 1_000_000_000
+            timeoutNanoseconds: 5_000_000_000
         ) {
             miniport.doorbell.load() != doorbellSeen || miniport.stopRequested.load(ordering: .sequentiallyConsistent)
                 || bindings.contains { $0.hasPostedWork }

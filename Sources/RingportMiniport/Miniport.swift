@@ -84,6 +84,8 @@ public final class Miniport: @unchecked Sendable {
     /// A process-local word the data thread also waits on: commands and stop ring it.
     let doorbellStorage: UnsafeMutableRawBufferPointer
     let doorbell: SharedWord
+    /// A pipe the control thread also polls, so it sleeps until there is something to do.
+    let controlWake: (read: Int32, write: Int32)
 
     public init(options: MiniportOptions, driver: any MiniportDriver, logger: Logger) throws(MiniportError) {
         guard RuntimeDirectory.isValidAdapterName(options.adapter) else { throw .badAdapterName(options.adapter) }
@@ -107,6 +109,13 @@ public final class Miniport: @unchecked Sendable {
             listener = try ControlSocket.listen(path: socketPath, mode: options.socketMode)
             try listener.setNonBlocking()
         } catch { throw .system(error) }
+        var ends: [Int32] = [-1, -1]
+        guard pipe(&ends) == 0 else { throw .system(.fromErrno("pipe")) }
+        for end in ends {
+            _ = fcntl(end, F_SETFD, FD_CLOEXEC)
+            _ = fcntl(end, F_SETFL, O_NONBLOCK)
+        }
+        controlWake = (ends[0], ends[1])
         doorbellStorage = .allocate(byteCount: 64, alignment: 64)
         doorbellStorage.initializeMemory(as: UInt8.self, repeating: 0)
         doorbell = SharedWord(doorbellStorage, offset: 0)
@@ -115,6 +124,14 @@ public final class Miniport: @unchecked Sendable {
     deinit {
         unlink(socketPath)
         doorbellStorage.deallocate()
+        close(controlWake.read)
+        close(controlWake.write)
+    }
+
+    /// Wakes the control thread (a full pipe already means it will wake).
+    func wakeControlPlane() {
+        var byte: UInt8 = 1
+        _ = write(controlWake.write, &byte, 1)
     }
 
     static func segmentPrefix(adapter: String) -> String { "ringport=\(adapter)=" }
@@ -130,6 +147,7 @@ public final class Miniport: @unchecked Sendable {
     public func requestStop() {
         stopRequested.store(true, ordering: .sequentiallyConsistent)
         ringDoorbell()
+        wakeControlPlane()
     }
 
     func ringDoorbell() {
@@ -156,6 +174,7 @@ public final class Miniport: @unchecked Sendable {
         var data = DataPlane(miniport: self)
         data.run()
         dataPlaneDone.store(true, ordering: .sequentiallyConsistent)
+        wakeControlPlane()
         while !controlDone.load(ordering: .sequentiallyConsistent) { usleep(1000) }
     }
 
