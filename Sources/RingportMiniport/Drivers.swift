@@ -202,9 +202,62 @@ public final class RandomOrderDriver: SendPacketsHandler {
     }
 }
 
+/// `serial`: a serialized NDIS 5 driver with no array handler, so the framework calls `send` once per packet,
+/// in order. It answers `RESOURCES` (about one packet in eight), `PENDING` (one in five, completed later in
+/// order) or the packet's status, signals resources-available itself when it holds nothing, and checks bytes
+/// and FIFO order per binding across the requeues.
+public final class SerialDriver: SendHandler {
+    public let name = "serial"
+    public let isSerialized = true
+    public let maxSendPackets = 8
+    var random: SplitMix64
+    var checker = SequenceChecker()
+    var pending: [(packet: MiniportPacket, status: NDISStatus, due: UInt64)] = []
+    var resourcesDue: UInt64?
+    let maxDelay: UInt64
+
+    public init(seed: UInt64, maxDelayMicroseconds: Int = 300) {
+        random = SplitMix64(state: seed)
+        maxDelay = UInt64(max(0, maxDelayMicroseconds)) * 1000
+    }
+
+    public func send(_ packet: MiniportPacket, context: MiniportContext) -> NDISStatus {
+        let now = ProcessControl.monotonicNanoseconds()
+        if Int.random(in: 0..<8, using: &random) == 0 {
+            if pending.isEmpty { resourcesDue = now + UInt64.random(in: maxDelay / 2...maxDelay, using: &random) }
+            return .resources
+        }
+        let payload = context.withPacket(packet) { $0.payload() } ?? []
+        let status =
+            checker.check(payload, binding: packet.binding, context: context).map(PayloadPattern.expectedStatus)
+            ?? .failure
+        guard Int.random(in: 0..<5, using: &random) == 0 else { return status }
+        pending.append((packet, status, now + UInt64.random(in: maxDelay / 2...maxDelay, using: &random)))
+        return .pending
+    }
+
+    public func poll(context: MiniportContext) -> Bool {
+        let now = ProcessControl.monotonicNanoseconds()
+        while let first = pending.first, first.due <= now {
+            pending.removeFirst()
+            context.sendComplete(first.packet, status: first.status)
+        }
+        if let due = resourcesDue, due <= now {
+            resourcesDue = nil
+            context.sendResourcesAvailable()
+        }
+        return !pending.isEmpty || resourcesDue != nil
+    }
+
+    public func bindingClosing(_ binding: UInt64, context: MiniportContext) {
+        pending.removeAll { $0.packet.binding == binding }
+        checker.next[binding] = nil
+    }
+}
+
 /// The built-in drivers, by name.
 public enum BuiltInDrivers {
-    public static let names = ["null", "resources", "random-order"]
+    public static let names = ["null", "resources", "serial", "random-order"]
 
     public static func make(_ name: String, verify: Bool, seed: UInt64, maxDelayMicroseconds: Int? = nil)
         -> (any MiniportDriver)?
@@ -212,6 +265,7 @@ public enum BuiltInDrivers {
         switch name {
         case "null": NullDriver(verify: verify)
         case "resources": ResourcesDriver(seed: seed, maxDelayMicroseconds: maxDelayMicroseconds ?? 300)
+        case "serial": SerialDriver(seed: seed, maxDelayMicroseconds: maxDelayMicroseconds ?? 300)
         case "random-order": RandomOrderDriver(seed: seed, maxDelayMicroseconds: maxDelayMicroseconds ?? 500)
         default: nil
         }

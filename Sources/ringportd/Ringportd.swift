@@ -16,9 +16,10 @@ struct Ringportd: ParsableCommand {
             with SUCCESS) and prints how to connect. It runs until SIGINT or SIGTERM, when it completes every
             outstanding send with CLOSING, closes every binding and removes its socket.
 
-            Drivers: null, resources (serialized; answers RESOURCES at random points), random-order
-            (deserialized; completes after random delays in random order). The last two check every byte and
-            the order of each binding's packets, and complete packet n with FAILURE when n % 97 == 13.
+            Drivers: null (ring style), resources (serialized, an array handler; answers RESOURCES at random
+            points), serial (serialized, per-packet send only), random-order (deserialized; completes after
+            random delays in random order). The test drivers check every byte and the order of each binding's
+            packets, and complete packet n with FAILURE when n % 97 == 13.
 
             Example:
               ringportd --adapter lab0 --driver random-order --dir /tmp/ringport

@@ -13,6 +13,7 @@ import Testing
     @Test(arguments: [
         ("null", ["--verify"], "success"),
         ("resources", [], "verified"),
+        ("serial", [], "verified"),
         ("random-order", [], "verified"),
     ])
     func fourProtocolsSendInOrderWithEveryByteIntact(driver: String, arguments: [String], expect: String) throws {
