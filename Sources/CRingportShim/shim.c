@@ -73,12 +73,10 @@ int rp_pin_to_cpu(int cpu)
 }
 
 
-/* Sends count messages of len bytes each, message i from base + i * len (sendmmsg). Returns how many
- * were sent, or -errno. */
-int rp_sendmmsg_same(int sock, const void *base, size_t len, unsigned count)
+/* Points message i of count at base + i * len (at most 64). */
+static unsigned rp_fill_messages(struct mmsghdr *messages, struct iovec *vectors, const void *base, size_t len,
+                                 unsigned count)
 {
-    struct mmsghdr messages[64];
-    struct iovec vectors[64];
     if (count > 64) count = 64;
     for (unsigned i = 0; i < count; i++) {
         vectors[i].iov_base = (char *)base + i * len;
@@ -87,6 +85,16 @@ int rp_sendmmsg_same(int sock, const void *base, size_t len, unsigned count)
         messages[i].msg_hdr.msg_iov = &vectors[i];
         messages[i].msg_hdr.msg_iovlen = 1;
     }
+    return count;
+}
+
+/* Sends count messages of len bytes each, message i from base + i * len (sendmmsg). Returns how many
+ * were sent, or -errno. */
+int rp_sendmmsg_same(int sock, const void *base, size_t len, unsigned count)
+{
+    struct mmsghdr messages[64];
+    struct iovec vectors[64];
+    count = rp_fill_messages(messages, vectors, base, len, count);
     int r;
     do r = sendmmsg(sock, messages, count, MSG_NOSIGNAL);
     while (r < 0 && errno == EINTR);
@@ -99,14 +107,7 @@ int rp_recvmmsg_same(int sock, void *base, size_t len, unsigned count)
 {
     struct mmsghdr messages[64];
     struct iovec vectors[64];
-    if (count > 64) count = 64;
-    for (unsigned i = 0; i < count; i++) {
-        vectors[i].iov_base = (char *)base + i * len;
-        vectors[i].iov_len = len;
-        memset(&messages[i], 0, sizeof messages[i]);
-        messages[i].msg_hdr.msg_iov = &vectors[i];
-        messages[i].msg_hdr.msg_iovlen = 1;
-    }
+    count = rp_fill_messages(messages, vectors, base, len, count);
     int r;
     do r = recvmmsg(sock, messages, count, MSG_WAITFORONE, NULL);
     while (r < 0 && errno == EINTR);

@@ -21,6 +21,41 @@ struct SequenceChecker {
     }
 }
 
+/// Packets a test driver holds (completed later, in FIFO order) and its resources-available timer.
+struct DeferredCompletions {
+    var pending: [(packet: MiniportPacket, status: NDISStatus, due: UInt64)] = []
+    var resourcesDue: UInt64?
+
+    /// After a `RESOURCES`: if nothing is held, no completion will resubmit, so signal resources later.
+    mutating func resourcesRefused(now: UInt64, delay: UInt64) {
+        if pending.isEmpty { resourcesDue = now + delay }
+    }
+
+    /// Completes what is due, in order, and fires resources-available; returns whether anything is left.
+    mutating func poll(context: MiniportContext) -> Bool {
+        let now = ProcessControl.monotonicNanoseconds()
+        while let first = pending.first, first.due <= now {
+            pending.removeFirst()
+            context.sendComplete(first.packet, status: first.status)
+        }
+        if let due = resourcesDue, due <= now {
+            resourcesDue = nil
+            context.sendResourcesAvailable()
+        }
+        return !pending.isEmpty || resourcesDue != nil
+    }
+
+    mutating func forget(_ binding: UInt64) { pending.removeAll { $0.packet.binding == binding } }
+}
+
+extension SequenceChecker {
+    /// The status a test driver gives a packet: by the pattern rule if it is intact and in order, else FAILURE.
+    mutating func status(of packet: MiniportPacket, context: MiniportContext) -> NDISStatus {
+        let payload = context.withPacket(packet) { $0.payload() } ?? []
+        return check(payload, binding: packet.binding, context: context).map(PayloadPattern.expectedStatus) ?? .failure
+    }
+}
+
 /// `null`: completes every packet with `SUCCESS` (ring style: post and drain in one pass), counting packets
 /// and bytes. With `verify`, it checks every byte and the order per binding, and fails bad packets.
 public final class NullDriver: RingDriver {
@@ -107,8 +142,7 @@ public final class ResourcesDriver: SendPacketsHandler {
     public let maxSendPackets = 16
     var random: SplitMix64
     var checker = SequenceChecker()
-    var pending: [(packet: MiniportPacket, status: NDISStatus, due: UInt64)] = []
-    var resourcesDue: UInt64?
+    var deferred = DeferredCompletions()
     let maxDelay: UInt64
 
     public init(seed: UInt64, maxDelayMicroseconds: Int = 300) {
@@ -122,37 +156,24 @@ public final class ResourcesDriver: SendPacketsHandler {
         for (i, packet) in packets.enumerated() {
             if i == refuseAt {
                 statuses[i] = .resources
-                if pending.isEmpty { resourcesDue = now + UInt64.random(in: 0...maxDelay, using: &random) }
+                deferred.resourcesRefused(now: now, delay: UInt64.random(in: 0...maxDelay, using: &random))
                 return
             }
-            let payload = context.withPacket(packet) { $0.payload() } ?? []
-            let status =
-                checker.check(payload, binding: packet.binding, context: context).map(PayloadPattern.expectedStatus)
-                ?? .failure
+            let status = checker.status(of: packet, context: context)
             if Int.random(in: 0..<10, using: &random) < 3 {
                 statuses[i] = .pending
-                pending.append((packet, status, now + UInt64.random(in: maxDelay / 2...maxDelay, using: &random)))
+                let due = now + UInt64.random(in: maxDelay / 2...maxDelay, using: &random)
+                deferred.pending.append((packet, status, due))
             } else {
                 statuses[i] = status
             }
         }
     }
 
-    public func poll(context: MiniportContext) -> Bool {
-        let now = ProcessControl.monotonicNanoseconds()
-        while let first = pending.first, first.due <= now {
-            pending.removeFirst()
-            context.sendComplete(first.packet, status: first.status)
-        }
-        if let due = resourcesDue, due <= now {
-            resourcesDue = nil
-            context.sendResourcesAvailable()
-        }
-        return !pending.isEmpty || resourcesDue != nil
-    }
+    public func poll(context: MiniportContext) -> Bool { deferred.poll(context: context) }
 
     public func bindingClosing(_ binding: UInt64, context: MiniportContext) {
-        pending.removeAll { $0.packet.binding == binding }
+        deferred.forget(binding)
         checker.next[binding] = nil
     }
 }
@@ -176,10 +197,7 @@ public final class RandomOrderDriver: SendPacketsHandler {
     public func sendPackets(_ packets: [MiniportPacket], statuses: inout [NDISStatus], context: MiniportContext) {
         let now = ProcessControl.monotonicNanoseconds()
         for packet in packets {
-            let payload = context.withPacket(packet) { $0.payload() } ?? []
-            let status =
-                checker.check(payload, binding: packet.binding, context: context).map(PayloadPattern.expectedStatus)
-                ?? .failure
+            let status = checker.status(of: packet, context: context)
             pending.append((packet, status, now + UInt64.random(in: maxDelay / 2...maxDelay, using: &random)))
         }
     }
@@ -212,8 +230,7 @@ public final class SerialDriver: SendHandler {
     public let maxSendPackets = 8
     var random: SplitMix64
     var checker = SequenceChecker()
-    var pending: [(packet: MiniportPacket, status: NDISStatus, due: UInt64)] = []
-    var resourcesDue: UInt64?
+    var deferred = DeferredCompletions()
     let maxDelay: UInt64
 
     public init(seed: UInt64, maxDelayMicroseconds: Int = 300) {
@@ -224,33 +241,19 @@ public final class SerialDriver: SendHandler {
     public func send(_ packet: MiniportPacket, context: MiniportContext) -> NDISStatus {
         let now = ProcessControl.monotonicNanoseconds()
         if Int.random(in: 0..<8, using: &random) == 0 {
-            if pending.isEmpty { resourcesDue = now + UInt64.random(in: maxDelay / 2...maxDelay, using: &random) }
+            deferred.resourcesRefused(now: now, delay: UInt64.random(in: maxDelay / 2...maxDelay, using: &random))
             return .resources
         }
-        let payload = context.withPacket(packet) { $0.payload() } ?? []
-        let status =
-            checker.check(payload, binding: packet.binding, context: context).map(PayloadPattern.expectedStatus)
-            ?? .failure
+        let status = checker.status(of: packet, context: context)
         guard Int.random(in: 0..<5, using: &random) == 0 else { return status }
-        pending.append((packet, status, now + UInt64.random(in: maxDelay / 2...maxDelay, using: &random)))
+        deferred.pending.append((packet, status, now + UInt64.random(in: maxDelay / 2...maxDelay, using: &random)))
         return .pending
     }
 
-    public func poll(context: MiniportContext) -> Bool {
-        let now = ProcessControl.monotonicNanoseconds()
-        while let first = pending.first, first.due <= now {
-            pending.removeFirst()
-            context.sendComplete(first.packet, status: first.status)
-        }
-        if let due = resourcesDue, due <= now {
-            resourcesDue = nil
-            context.sendResourcesAvailable()
-        }
-        return !pending.isEmpty || resourcesDue != nil
-    }
+    public func poll(context: MiniportContext) -> Bool { deferred.poll(context: context) }
 
     public func bindingClosing(_ binding: UInt64, context: MiniportContext) {
-        pending.removeAll { $0.packet.binding == binding }
+        deferred.forget(binding)
         checker.next[binding] = nil
     }
 }

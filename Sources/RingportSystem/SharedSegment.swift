@@ -95,20 +95,7 @@ public struct SharedSegment: ~Copyable {
         do {
             fd = try retryingOnInterrupt("shm_open(\(name))") { shm_open(name, O_RDWR | O_CLOEXEC, 0) }
         } catch { throw .system(error) }
-        defer { close(fd) }
-        var info = stat()
-        guard fstat(fd, &info) == 0 else { throw .system(.fromErrno("fstat(\(name))")) }
-        let size = Int(info.st_size)
-        guard size >= Int(RP_SEGMENT_HEADER_SIZE) else { throw .layout(name: name, .tooSmall(actual: size)) }
-        let base: UnsafeMutableRawPointer
-        do { base = try map(fd: fd, size: size, name: name) } catch { throw .system(error) }
-        do {
-            let header = try SegmentHeader.validate(UnsafeRawBufferPointer(start: base, count: size))
-            return SharedSegment(name: name, header: header, isOwner: false, base: base, size: size)
-        } catch {
-            munmap(base, size)
-            throw .layout(name: name, error)
-        }
+        return try adopt(descriptor: fd, name: name)
     }
 
     /// Maps a segment from a descriptor another process passed (`SCM_RIGHTS`), validates its header against

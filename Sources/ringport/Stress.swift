@@ -134,9 +134,7 @@ struct StressRun: ~Copyable {
                     break
                 } catch {
                     guard case .resources = error else { throw error }
-                    adapter.send(&batch)
-                    collect(wait: 1)
-                    try checkProgress()
+                    try waitForFreedResources()
                     if let reused = spare.popLast() {
                         packet = reused
                         break
@@ -166,9 +164,7 @@ struct StressRun: ~Copyable {
                     break
                 } catch {
                     guard case .resources = error else { throw error }
-                    adapter.send(&batch)
-                    collect(wait: 1)
-                    try checkProgress()
+                    try waitForFreedResources()
                 }
             }
             buffer.withUnsafeMutableBytes {
@@ -185,6 +181,13 @@ struct StressRun: ~Copyable {
         packet.setFlags(next(2) == 0 ? [.dontLoopback] : [])
         packet.withProtocolReserved { $0.storeBytes(of: sequence, as: UInt64.self) }
         return packet
+    }
+
+    /// A pool is used up: send what is batched and take completions until some come back.
+    mutating func waitForFreedResources() throws {
+        adapter.send(&batch)
+        collect(wait: 1)
+        try checkProgress()
     }
 
     /// Fails the run when nothing completed for `--timeout` seconds (every wait is bounded).
