@@ -34,6 +34,14 @@ public final class Adapter {
     // Per transmit packet-ring slot: the descriptor it carries, and whether it went in with Ignore.
     @exclusivity(unchecked) var slotDescriptor: [Int32]
     @exclusivity(unchecked) var slotIgnored: [Bool]
+    @exclusivity(unchecked) var receive: OSRingQueue
+    /// Per receive fragment-ring slot: the chunk this side posted there (trusted, unlike the element).
+    @exclusivity(unchecked) var receiveSlotChunk: [Int32]
+    /// Receive buffers neither posted nor held by the protocol.
+    @exclusivity(unchecked) var receiveFreeChunks: [Int32] = []
+    @exclusivity(unchecked) var receiveIndicatedSlots: [Int32] = []
+    /// Received packets the miniport returned with fields that do not fit (dropped, buffer reused).
+    public internal(set) var malformedReceives = 0
     /// Sent, not yet in the ring (it was full), in send order.
     @exclusivity(unchecked) var backlog: [Int32] = []
     @exclusivity(unchecked) var backlogStart = 0
@@ -162,9 +170,21 @@ public final class Adapter {
         bufferOffset = Array(repeating: 0, count: c.chunkCount)
         bufferLength = Array(repeating: 0, count: c.chunkCount)
         freeBufferList = (0..<Int32(c.chunkCount)).reversed()
+        receive = OSRingQueue(
+            packetRing: regions.receivePacketRing,
+            fragmentRing: regions.receiveFragmentRing,
+            checked: checked
+        )
+        receiveSlotChunk = Array(repeating: 0, count: c.receiveRingSize)
         slotDescriptor = Array(repeating: -1, count: c.transmitRingSize)
         slotIgnored = Array(repeating: false, count: c.transmitRingSize)
         backlog.reserveCapacity(c.packetCount)
+        // Set aside the receive buffers and post them.
+        for _ in 0..<receiveBufferCount {
+            guard let chunk = freeBufferList.popLast() else { break }
+            receiveFreeChunks.append(chunk)
+        }
+        postReceiveBuffers()
     }
 
     // MARK: Pools
@@ -203,8 +223,8 @@ public final class Adapter {
 
     /// `NdisPacketPoolUsage`: descriptors allocated (held by the protocol or the miniport).
     public var packetPoolUsage: Int { configuration.packetCount - freePacketList.count }
-    /// Buffers allocated.
-    public var bufferPoolUsage: Int { configuration.chunkCount - freeBufferList.count }
+    /// Buffers allocated by the protocol (receive buffers, set aside at open, are not counted).
+    public var bufferPoolUsage: Int { configuration.chunkCount - receiveBufferCount - freeBufferList.count }
 
     func checkHeld(_ index: Int, _ gen: UInt32) {
         precondition(generation[index] == gen && owner[index] == .protocolSide, "packet handle is stale or sent")

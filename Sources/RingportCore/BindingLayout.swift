@@ -14,6 +14,8 @@ public struct BindingConfiguration: Hashable, Sendable {
     /// Elements of the transmit packet ring (a power of two); the fragment ring has `fragmentsPerPacket` times as many.
     public var transmitRingSize: Int
     public var fragmentsPerPacket: Int
+    /// Elements of the receive packet ring and of its fragment ring (one buffer per received packet).
+    public var receiveRingSize: Int
 
     public init(
         packetCount: Int = 1024,
@@ -21,7 +23,8 @@ public struct BindingConfiguration: Hashable, Sendable {
         chunkCount: Int = 4096,
         chunkSize: Int = 2048,
         transmitRingSize: Int = 512,
-        fragmentsPerPacket: Int = 8
+        fragmentsPerPacket: Int = 8,
+        receiveRingSize: Int = 256
     ) {
         self.packetCount = packetCount
         self.protocolReservedBytes = protocolReservedBytes
@@ -29,6 +32,7 @@ public struct BindingConfiguration: Hashable, Sendable {
         self.chunkSize = chunkSize
         self.transmitRingSize = transmitRingSize
         self.fragmentsPerPacket = fragmentsPerPacket
+        self.receiveRingSize = receiveRingSize
     }
 
     /// The limits a miniport grants at most.
@@ -38,7 +42,8 @@ public struct BindingConfiguration: Hashable, Sendable {
         chunkCount: 262_144,
         chunkSize: 65_536,
         transmitRingSize: 16_384,
-        fragmentsPerPacket: 16
+        fragmentsPerPacket: 16,
+        receiveRingSize: 16_384
     )
 
     /// Every size within `1...maximum`, rings rounded up to powers of two, chunks to multiples of 64.
@@ -51,7 +56,8 @@ public struct BindingConfiguration: Hashable, Sendable {
             chunkCount: clamp(chunkCount, 1, limit.chunkCount),
             chunkSize: (clamp(chunkSize, 64, limit.chunkSize) + 63) & ~63,
             transmitRingSize: powerOfTwo(clamp(transmitRingSize, 2, limit.transmitRingSize)),
-            fragmentsPerPacket: powerOfTwo(clamp(fragmentsPerPacket, 1, limit.fragmentsPerPacket))
+            fragmentsPerPacket: powerOfTwo(clamp(fragmentsPerPacket, 1, limit.fragmentsPerPacket)),
+            receiveRingSize: powerOfTwo(clamp(receiveRingSize, 2, limit.receiveRingSize))
         )
     }
 
@@ -70,6 +76,12 @@ public struct BindingConfiguration: Hashable, Sendable {
             queue: 0,
             length: NetRing.regionSize(count: fragmentRingSize, stride: NetFragment.size)
         )
+        layout.add(.packetRing, queue: 1, length: NetRing.regionSize(count: receiveRingSize, stride: NetPacket.size))
+        layout.add(
+            .fragmentRing,
+            queue: 1,
+            length: NetRing.regionSize(count: receiveRingSize, stride: NetFragment.size)
+        )
         layout.add(.dataArea, length: chunkCount * chunkSize, alignment: 4096)
         return layout
     }
@@ -87,6 +99,8 @@ public struct BindingRegions {
     public let buffers: BufferTable
     public let transmitPacketRing: NetRing
     public let transmitFragmentRing: NetRing
+    public let receivePacketRing: NetRing
+    public let receiveFragmentRing: NetRing
     public let data: DataArea
 
     /// Writes fresh ring headers and the control block into a new segment (the miniport does this).
@@ -108,6 +122,18 @@ public struct BindingRegions {
             count: configuration.fragmentRingSize,
             stride: NetFragment.size,
             flags: [.fragment, .transmit]
+        )
+        _ = try NetRing.initialize(
+            at: bytes(try header.region(.packetRing, queue: 1)),
+            count: configuration.receiveRingSize,
+            stride: NetPacket.size,
+            flags: [.packet, .receive]
+        )
+        _ = try NetRing.initialize(
+            at: bytes(try header.region(.fragmentRing, queue: 1)),
+            count: configuration.receiveRingSize,
+            stride: NetFragment.size,
+            flags: [.fragment, .receive]
         )
         return try attach(header: header, bytes: bytes)
     }
@@ -132,6 +158,12 @@ public struct BindingRegions {
             Int(packetRing.numberOfElements) == configuration.transmitRingSize,
             Int(fragmentRing.numberOfElements) == configuration.fragmentRingSize
         else { throw .badRingGeometry("transmit rings do not match the binding configuration") }
+        let receivePackets = try NetRing.attach(to: bytes(try header.region(.packetRing, queue: 1)))
+        let receiveFragments = try NetRing.attach(to: bytes(try header.region(.fragmentRing, queue: 1)))
+        guard receivePackets.flags == [.packet, .receive], receiveFragments.flags == [.fragment, .receive],
+            Int(receivePackets.numberOfElements) == configuration.receiveRingSize,
+            Int(receiveFragments.numberOfElements) == configuration.receiveRingSize
+        else { throw .badRingGeometry("receive rings do not match the binding configuration") }
         return BindingRegions(
             configuration: configuration,
             control: control,
@@ -139,6 +171,8 @@ public struct BindingRegions {
             buffers: BufferTable(bytes(try header.region(.bufferTable)), count: configuration.chunkCount),
             transmitPacketRing: packetRing,
             transmitFragmentRing: fragmentRing,
+            receivePacketRing: receivePackets,
+            receiveFragmentRing: receiveFragments,
             data: DataArea(bytes(try header.region(.dataArea)), chunkSize: configuration.chunkSize)
         )
     }

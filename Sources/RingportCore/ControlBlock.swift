@@ -11,7 +11,7 @@ public struct ControlBlock {
     public static let size = 1024
 
     enum Offset {
-        static let configuration = 0  // 6 x UInt32, miniport, once
+        static let configuration = 0  // 7 x UInt32, miniport, once
         static let state = 128  // miniport
         static let miniportWake = 256  // word, then flag at +64: the miniport sleeps here
         static let protocolWake = 384  // word, then flag at +64: the protocol sleeps here
@@ -26,6 +26,7 @@ public struct ControlBlock {
     func writeConfiguration(_ c: BindingConfiguration) {
         let values = [
             c.packetCount, c.protocolReservedBytes, c.chunkCount, c.chunkSize, c.transmitRingSize, c.fragmentsPerPacket,
+            c.receiveRingSize,
         ]
         for (i, value) in values.enumerated() {
             base.storeBytes(of: UInt32(value), toByteOffset: Offset.configuration + 4 * i, as: UInt32.self)
@@ -42,7 +43,8 @@ public struct ControlBlock {
             chunkCount: value(2),
             chunkSize: value(3),
             transmitRingSize: value(4),
-            fragmentsPerPacket: value(5)
+            fragmentsPerPacket: value(5),
+            receiveRingSize: value(6)
         )
     }
 

@@ -104,6 +104,7 @@ public enum ControlMessage: Hashable, Sendable {
                 u32(UInt32(clamping: v))
             }
             u32(UInt32(clamping: c.fragmentsPerPacket))
+            u32(UInt32(clamping: c.receiveRingSize))
         }
     }
 
@@ -128,7 +129,7 @@ public enum ControlMessage: Hashable, Sendable {
         }
         mutating func configuration() -> BindingConfiguration? {
             var values: [Int] = []
-            for _ in 0..<6 {
+            for _ in 0..<7 {
                 guard let v = u32() else { return nil }
                 values.append(Int(v))
             }
@@ -138,7 +139,8 @@ public enum ControlMessage: Hashable, Sendable {
                 chunkCount: values[2],
                 chunkSize: values[3],
                 transmitRingSize: values[4],
-                fragmentsPerPacket: values[5]
+                fragmentsPerPacket: values[5],
+                receiveRingSize: values[6]
             )
         }
     }
@@ -156,19 +158,23 @@ public struct AdapterStatistics: Hashable, Sendable {
     public var verificationErrors: UInt64 = 0
     /// Packet descriptors currently held by the miniport over all bindings.
     public var packetsOutstanding: UInt64 = 0
+    /// Packets indicated to receivers, and packets a `drop` policy discarded for want of a buffer.
+    public var packetsReceived: UInt64 = 0
+    public var packetsDropped: UInt64 = 0
 
-    static let fieldCount = 8
+    static let fieldCount = 10
     public init() {}
     init(values: [UInt64]) {
         (bindings, bindingsOpened, bindingsReclaimed, packetsSent) = (values[0], values[1], values[2], values[3])
         (bytesSent, packetsFailed, verificationErrors, packetsOutstanding) = (
             values[4], values[5], values[6], values[7]
         )
+        (packetsReceived, packetsDropped) = (values[8], values[9])
     }
     var values: [UInt64] {
         [
             bindings, bindingsOpened, bindingsReclaimed, packetsSent, bytesSent, packetsFailed, verificationErrors,
-            packetsOutstanding,
+            packetsOutstanding, packetsReceived, packetsDropped,
         ]
     }
 }

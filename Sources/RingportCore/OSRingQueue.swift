@@ -151,7 +151,9 @@ public struct OSRingQueue {
             count += 1
         }
         _packetCursor = packetBegin
-        _fragmentCursor = fragmentBegin
+        // Fragments come back before their packets: take only those the returned packets named, unless the
+        // driver owns no packet slot any more (a cancel), when nothing can name the rest.
+        _fragmentCursor = packetBegin == packetEnd ? fragmentBegin : next
         return count
     }
 

@@ -12,6 +12,8 @@ struct DataPlane {
     var removedPackets: UInt64 = 0
     var removedBytes: UInt64 = 0
     var removedFailed: UInt64 = 0
+    var removedReceived: UInt64 = 0
+    var removedDropped: UInt64 = 0
     var lastStatistics: UInt64 = 0
     var lastDoorbell: UInt32 = 0
     var turns = 0
@@ -108,6 +110,8 @@ struct DataPlane {
         removedPackets += binding.packets
         removedBytes += binding.bytes
         removedFailed += binding.failed
+        removedReceived += binding.received
+        removedDropped += binding.dropped
         context.remove(id, protocolAlive: protocolAlive)
         miniport.bindingCount.wrappingDecrement(ordering: .relaxed)
         miniport.logger.info("binding \(id) \(protocolAlive ? "closed" : "reclaimed: its protocol is gone")")
@@ -132,9 +136,13 @@ struct DataPlane {
         s.packetsFailed = removedFailed + context.bindings.reduce(0) { $0 + $1.failed }
         s.packetsOutstanding = UInt64(context.bindings.reduce(0) { $0 + max(0, $1.outstanding) })
         s.verificationErrors = context.verificationErrors
+        s.packetsReceived = removedReceived + context.bindings.reduce(0) { $0 + $1.received }
+        s.packetsDropped = removedDropped + context.bindings.reduce(0) { $0 + $1.dropped }
         for binding in context.bindings {
             binding.regions.control.setStatistic(0, binding.packets)
             binding.regions.control.setStatistic(1, binding.bytes)
+            binding.regions.control.setStatistic(2, binding.received)
+            binding.regions.control.setStatistic(3, binding.dropped)
         }
         miniport.statistics.withLock { $0 = s }
     }

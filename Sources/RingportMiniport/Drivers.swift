@@ -258,14 +258,104 @@ public final class SerialDriver: SendHandler {
     }
 }
 
+/// `loopback` and `hub`: a deserialized driver that receives every sent packet back on the same binding
+/// (loopback) or on every other binding (hub). Each sender's packets wait in a FIFO and are delivered head
+/// of line, so every receiver sees them in the sender's order. With `lossless`, a packet stays pending until
+/// every receiver has taken it (back-pressure: nothing dropped); with `drop`, a receiver with no posted
+/// buffer loses that packet, counted for it.
+public final class HubDriver: SendPacketsHandler {
+    public enum Mode: String, Sendable { case loopback, hub }
+    public enum Policy: String, Sendable { case lossless, drop }
+
+    public var name: String { mode.rawValue }
+    public let isSerialized = false
+    public let maxSendPackets = 64
+    let mode: Mode
+    let policy: Policy
+    /// Per sender: its pending packets in order, each with the receivers still to take it.
+    @exclusivity(unchecked) var queues: [UInt64: [(packet: MiniportPacket, receivers: [UInt64])]] = [:]
+    @exclusivity(unchecked) var heads: [UInt64: Int] = [:]
+
+    public init(mode: Mode, policy: Policy = .lossless) {
+        self.mode = mode
+        self.policy = policy
+    }
+
+    public func sendPackets(_ packets: [MiniportPacket], statuses: inout [NDISStatus], context: MiniportContext) {
+        let everyone = context.bindingIDs
+        for packet in packets {
+            let receivers = mode == .loopback ? [packet.binding] : everyone.filter { $0 != packet.binding }
+            queues[packet.binding, default: []].append((packet, receivers))
+        }
+        _ = deliver(context: context)
+    }
+
+    public func poll(context: MiniportContext) -> Bool { deliver(context: context) }
+
+    /// Delivers what it can, head of line per sender; returns whether packets still wait.
+    func deliver(context: MiniportContext) -> Bool {
+        var waiting = false
+        for sender in Array(queues.keys) {
+            var head = heads[sender, default: 0]
+            guard var queue = queues[sender] else { continue }
+            while head < queue.count {
+                var remaining: [UInt64] = []
+                for receiver in queue[head].receivers {
+                    switch context.indicateReceive(queue[head].packet, to: receiver) {
+                    case .delivered, .unknownBinding:
+                        break
+                    case .unfit:
+                        context.recordDrop(for: receiver)
+                    case .noBuffer:
+                        if policy == .lossless { remaining.append(receiver) } else { context.recordDrop(for: receiver) }
+                    }
+                }
+                queue[head].receivers = remaining
+                guard remaining.isEmpty else { break }
+                context.sendComplete(queue[head].packet, status: .success)
+                head += 1
+            }
+            if head == queue.count {
+                queues[sender] = nil
+                heads[sender] = nil
+            } else {
+                waiting = true
+                if head > 1024 {
+                    queue.removeFirst(head)
+                    head = 0
+                }
+                queues[sender] = queue
+                heads[sender] = head
+            }
+        }
+        return waiting
+    }
+
+    public func bindingClosing(_ binding: UInt64, context: MiniportContext) {
+        queues[binding] = nil
+        heads[binding] = nil
+        for sender in Array(queues.keys) {
+            guard var queue = queues[sender] else { continue }
+            for i in queue.indices { queue[i].receivers.removeAll { $0 == binding } }
+            queues[sender] = queue
+        }
+    }
+}
+
 /// The built-in drivers, by name.
 public enum BuiltInDrivers {
-    public static let names = ["null", "resources", "serial", "random-order"]
+    public static let names = ["null", "resources", "serial", "random-order", "loopback", "hub"]
 
-    public static func make(_ name: String, verify: Bool, seed: UInt64, maxDelayMicroseconds: Int? = nil)
-        -> (any MiniportDriver)?
-    {
+    public static func make(
+        _ name: String,
+        verify: Bool,
+        seed: UInt64,
+        maxDelayMicroseconds: Int? = nil,
+        policy: HubDriver.Policy = .lossless
+    ) -> (any MiniportDriver)? {
         switch name {
+        case "loopback": HubDriver(mode: .loopback, policy: policy)
+        case "hub": HubDriver(mode: .hub, policy: policy)
         case "null": NullDriver(verify: verify)
         case "resources": ResourcesDriver(seed: seed, maxDelayMicroseconds: maxDelayMicroseconds ?? 300)
         case "serial": SerialDriver(seed: seed, maxDelayMicroseconds: maxDelayMicroseconds ?? 300)

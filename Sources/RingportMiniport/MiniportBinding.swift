@@ -27,6 +27,10 @@ final class MiniportBinding {
     let resources: BindingResources
     let regions: BindingRegions
     let rings: NetRingCollection
+    /// The receive queue's rings, driver side.
+    let receive: NetRingCollection
+    var received: UInt64 = 0
+    var dropped: UInt64 = 0
     @exclusivity(unchecked) var slotState: [SlotState]
     @exclusivity(unchecked) var slotRound: [UInt32]
     /// The fragment-ring index after the packet's fragments: where `BeginIndex` goes once it is returned.
@@ -46,6 +50,11 @@ final class MiniportBinding {
         rings = NetRingCollection(
             packetRing: regions.transmitPacketRing,
             fragmentRing: regions.transmitFragmentRing,
+            checked: checked
+        )
+        receive = NetRingCollection(
+            packetRing: regions.receivePacketRing,
+            fragmentRing: regions.receiveFragmentRing,
             checked: checked
         )
         let n = Int(regions.transmitPacketRing.numberOfElements)

@@ -74,6 +74,75 @@ public final class MiniportContext {
         return try body(view)
     }
 
+    /// The ids of the bindings now open.
+    public var bindingIDs: [UInt64] { bindings.map(\.id) }
+
+    /// What `indicateReceive` did.
+    public enum Delivery: Sendable, Equatable {
+        case delivered
+        /// The receiver has no posted buffer now (back-pressure, or a drop by the driver's policy).
+        case noBuffer
+        /// The packet is larger than a receive buffer, or malformed: it cannot be delivered.
+        case unfit
+        case unknownBinding
+    }
+
+    /// Indicates a copy of `packet` (a pending send, read in place) to `receiver`: copies its payload into
+    /// the receiver's next posted buffer and returns it as a received packet, through the receive queue's
+    /// iterators (drain then post, one buffer per packet). Exactly one copy between two protocols.
+    public func indicateReceive(_ packet: MiniportPacket, to receiver: UInt64) -> Delivery {
+        guard let destination = binding(receiver) else { return .unknownBinding }
+        let rx = destination.receive
+        var buffers = rx.postFragments()
+        var slots = rx.allPackets()
+        guard buffers.hasAny, slots.hasAny else { return .noBuffer }
+        let buffer = buffers.fragment
+        let data = destination.regions.data
+        // The OS attached the buffer: its chunk and capacity are checked, never trusted.
+        guard Int(buffer.chunk) < data.chunkCount, Int(buffer.capacity) <= data.chunkSize else { return .unfit }
+        let start = Int(buffer.chunk) * data.chunkSize
+        let capacity = Int(buffer.capacity)
+        let copied: Int?? = withPacket(packet) { view -> Int? in
+            guard view.totalLength <= capacity else { return nil }
+            var at = start
+            for i in 0..<view.fragmentCount {
+                view.withFragmentBytes(i) { source in
+                    data.withBytes(at..<at + source.count) { $0.copyMemory(from: source) }
+                    at += source.count
+                }
+            }
+            return at - start
+        }
+        guard let length = copied ?? nil else { return .unfit }
+        buffer.offset = 0
+        buffer.validLength = UInt32(length)
+        let element = slots.packet
+        element.fragmentIndex = buffer.index
+        element.fragmentCount = 1
+        element.layout = NetPacketLayout(layer2Type: .ethernet)
+        element.ignore = false
+        buffers.advance()
+        slots.advance()
+        do {
+            try buffers.set()  // posted (NextIndex) ...
+            var drain = rx.drainFragments()
+            drain.advanceToTheEnd()
+            try drain.set()  // ... and returned (BeginIndex), fragments before packets
+            try slots.set()
+        } catch {
+            log("binding \(receiver): receive: \(error)")
+            return .unfit
+        }
+        destination.received &+= 1
+        destination.regions.control.protocolWake.wakeIfNeeded()
+        return .delivered
+    }
+
+    /// A `drop` policy discarded a packet for `receiver`: counted per binding and in the statistics.
+    public func recordDrop(for receiver: UInt64) {
+        binding(receiver)?.dropped &+= 1
+    }
+
     /// A checking driver found a packet out of order or with wrong bytes: counted in the statistics.
     public func reportVerificationError(binding: UInt64, _ message: String) {
         verificationErrors += 1

@@ -16,7 +16,8 @@ struct Stat: ParsableCommand {
         print(
             "bindings=\(s.bindings) opened=\(s.bindingsOpened) reclaimed=\(s.bindingsReclaimed) "
                 + "packets=\(s.packetsSent) bytes=\(s.bytesSent) failed=\(s.packetsFailed) "
-                + "outstanding=\(s.packetsOutstanding) verification_errors=\(s.verificationErrors)"
+                + "outstanding=\(s.packetsOutstanding) received=\(s.packetsReceived) dropped=\(s.packetsDropped) "
+                + "verification_errors=\(s.verificationErrors)"
         )
     }
 }

@@ -18,8 +18,9 @@ struct Ringportd: ParsableCommand {
 
             Drivers: null (ring style), resources (serialized, an array handler; answers RESOURCES at random
             points), serial (serialized, per-packet send only), random-order (deserialized; completes after
-            random delays in random order). The test drivers check every byte and the order of each binding's
-            packets, and complete packet n with FAILURE when n % 97 == 13.
+            random delays in random order), loopback (every packet comes back to its sender), hub (every packet
+            goes to every other binding; --policy lossless or drop). The test drivers check every byte and the
+            order of each binding's packets, and complete packet n with FAILURE when n % 97 == 13.
 
             Example:
               ringportd --adapter lab0 --driver random-order --dir /tmp/ringport
@@ -41,11 +42,14 @@ struct Ringportd: ParsableCommand {
     @Option(help: "Largest transmit ring a binding may have.") var maxRing = 16_384
     @Option(help: "Log level: trace, debug, info, notice, warning, error.") var logLevel = "info"
     @Option(help: "Pin the data thread to this CPU.") var cpu: Int?
+    @Option(help: "loopback and hub: lossless (back-pressure) or drop (counted) when a receiver has no buffer.")
+    var policy = "lossless"
 
     func validate() throws {
         guard BuiltInDrivers.names.contains(driver) else { throw ValidationError("unknown driver \(driver)") }
         guard mode_t(socketMode, radix: 8) != nil else { throw ValidationError("socket mode must be octal") }
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown log level \(logLevel)") }
+        guard HubDriver.Policy(rawValue: policy) != nil else { throw ValidationError("policy: lossless or drop") }
     }
 
     func run() throws {
@@ -80,7 +84,13 @@ struct Ringportd: ParsableCommand {
         do {
             miniport = try Miniport(
                 options: options,
-                driver: BuiltInDrivers.make(driver, verify: verify, seed: seed, maxDelayMicroseconds: delayUs)!,
+                driver: BuiltInDrivers.make(
+                    driver,
+                    verify: verify,
+                    seed: seed,
+                    maxDelayMicroseconds: delayUs,
+                    policy: HubDriver.Policy(rawValue: policy)!
+                )!,
                 logger: logger
             )
         } catch {

@@ -38,7 +38,7 @@ import Testing
         let miniport = try MiniportProcess()
         let adapter = try Adapter.open(
             miniport.adapter,
-            configuration: BindingConfiguration(packetCount: 4, chunkCount: 2),
+            configuration: BindingConfiguration(packetCount: 4, chunkCount: 4),
             directory: miniport.directory
         )
         var held = PacketArray()

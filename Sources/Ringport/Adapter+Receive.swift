@@ -1,0 +1,134 @@
+import RingportCore
+import RingportSystem
+
+/// A packet the miniport indicated to this protocol (`ProtocolReceivePacket`): its bytes, read in place in
+/// the binding's data area. Non-copyable; dropping it returns it (`NdisReturnPackets`), and its buffer is
+/// posted again.
+public struct ReceivedPacket: ~Copyable {
+    var adapter: Adapter?
+    let chunk: Int
+    let offset: Int
+    /// The frame's length in bytes.
+    public let length: Int
+    /// The layout the driver reported.
+    public let layout: NetPacketLayout
+
+    deinit { adapter?.returnReceived(chunk) }
+
+    /// The frame's bytes, in place (valid only inside `body`).
+    public func withUnsafeBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        let adapter = adapter!
+        let start = chunk * adapter.configuration.chunkSize + offset
+        return try adapter.regions.data.withBytes(start..<start + length) { try body(UnsafeRawBufferPointer($0)) }
+    }
+
+    /// A copy of the frame's bytes.
+    public var bytes: [UInt8] { withUnsafeBytes { Array($0) } }
+}
+
+extension Adapter {
+    /// Chunks set aside for receive buffers at open: at most half the data area.
+    var receiveBufferCount: Int { min(configuration.receiveRingSize - 1, configuration.chunkCount / 2) }
+
+    /// Posts every free receive buffer and an empty packet slot for each (Rx `EndIndex`), and wakes the
+    /// miniport if it sleeps.
+    func postReceiveBuffers() {
+        guard case .open = state, !receiveFreeChunks.isEmpty else { return }
+        let count = min(receiveFreeChunks.count, receive.freePackets, receive.freeFragments)
+        guard count > 0 else { return }
+        for k in 0..<count {
+            let chunk = receiveFreeChunks.removeLast()
+            let fragment = receive.stagedFragment(k)
+            fragment.reset()
+            fragment.chunk = UInt32(chunk)
+            fragment.capacity = UInt32(configuration.chunkSize)
+            receiveSlotChunk[Int(fragment.index)] = chunk
+            receive.stagedPacket(k).reset()
+        }
+        do {
+            try receive.publish(packets: count, fragments: count)
+        } catch {
+            abandon(reason: "ring: \(error)")
+            return
+        }
+        regions.control.miniportWake.wakeIfNeeded()
+    }
+
+    /// Indicates each packet the miniport returned since the last call to `handler`, in order; a packet the
+    /// driver marked `Ignore` is not indicated. Returns how many were indicated.
+    @discardableResult
+    public func pollReceives(_ handler: (consuming ReceivedPacket) -> Void) -> Int {
+        if case .closed = state { return 0 }
+        var indicated = 0
+        let before = receive.fragmentCursor
+        receiveIndicatedSlots.removeAll(keepingCapacity: true)
+        do {
+            _ = try receive.reclaimReceived { packet, fragments in
+                // One buffer per received packet; the chunk is the one this side posted in that slot.
+                let slot = Int(fragments.first)
+                let chunk = Int(receiveSlotChunk[slot])
+                let fragment = fragments.fragment(0)
+                let length = Int(fragment.validLength)
+                let offset = Int(fragment.offset)
+                guard fragments.count == 1, offset <= configuration.chunkSize,
+                    length <= configuration.chunkSize - offset
+                else {
+                    malformedReceives += 1
+                    return
+                }
+                receiveIndicatedSlots.append(Int32(slot))
+                indicated += 1
+                handler(
+                    ReceivedPacket(adapter: self, chunk: chunk, offset: offset, length: length, layout: packet.layout)
+                )
+            }
+        } catch {
+            abandon(reason: "the miniport broke the receive ring contract: \(error)")
+            return indicated
+        }
+        // Every returned slot's buffer is now held by the protocol (indicated) or free (ignored, malformed,
+        // cancelled).
+        var slot = before
+        while slot != receive.fragmentCursor {
+            if !receiveIndicatedSlots.contains(Int32(slot)) { receiveFreeChunks.append(receiveSlotChunk[Int(slot)]) }
+            slot = receive.fragmentRing.increment(slot)
+        }
+        postReceiveBuffers()
+        if indicated == 0 { checkLiveness() }
+        return indicated
+    }
+
+    /// Waits up to `timeoutSeconds` for received packets (spinning briefly, then sleeping), and indicates
+    /// them to `handler`. Returns how many; 0 on timeout.
+    @discardableResult
+    public func waitForReceives(timeoutSeconds: Double, _ handler: (consuming ReceivedPacket) -> Void) -> Int {
+        let deadline = ProcessControl.monotonicNanoseconds() + UInt64(max(0, timeoutSeconds) * 1e9)
+        var spins = 0
+        while true {
+            let count = pollReceives(handler)
+            if count > 0 { return count }
+            if case .closed = state { return 0 }
+            let now = ProcessControl.monotonicNanoseconds()
+            if now >= deadline { return 0 }
+            spins += 1
+            if spins < 4096 {
+                ProcessControl.relax()
+                continue
+            }
+            let slice = Int64(min(deadline - now, 50_000_000))
+            let cursor = receive.packetCursor
+            let ring = regions.receivePacketRing
+            _ = regions.control.protocolWake.sleep(timeoutNanoseconds: slice) {
+                ring.loadBeginIndex() != cursor || socket.isReadable()
+            }
+            lastLivenessCheck = 0
+            checkLiveness()
+        }
+    }
+
+    /// `NdisReturnPackets`: the protocol is done with a received packet; its buffer is posted again.
+    func returnReceived(_ chunk: Int) {
+        receiveFreeChunks.append(Int32(chunk))
+        postReceiveBuffers()
+    }
+}
