@@ -6,11 +6,14 @@ struct RingportTool: ParsableCommand {
         commandName: "ringport",
         abstract: "Talk to a Ringport adapter from the command line.",
         discussion: """
-            Example (with `ringportd` running):
+            Examples (with `ringportd` running):
+              ringport send hello world
+              ringport recv --print
+              ringport ping --count 5          (ringportd --driver loopback)
               ringport stress --packets 100000
               ringport stat
             """,
-        subcommands: [Stress.self, Stat.self, Bench.self, SocketSink.self]
+        subcommands: [Send.self, Recv.self, Ping.self, Stress.self, Stat.self, Bench.self, SocketSink.self]
     )
 }
 

@@ -12,7 +12,12 @@ public final class SpawnedProcess: @unchecked Sendable {
 
     /// Starts `executable` (a product of this package, found beside the test binary) with `arguments`.
     /// `prefix` runs it through another command first (for example `runuser -u USER --`).
-    public init(_ executable: String, _ arguments: [String], prefix: [String] = []) throws {
+    public init(
+        _ executable: String,
+        _ arguments: [String],
+        prefix: [String] = [],
+        environment: [String: String] = [:]
+    ) throws {
         let path = Self.productsDirectory.appendingPathComponent(executable).path
         if prefix.isEmpty {
             process.executableURL = URL(fileURLWithPath: path)
@@ -20,6 +25,9 @@ public final class SpawnedProcess: @unchecked Sendable {
         } else {
             process.executableURL = URL(fileURLWithPath: prefix[0])
             process.arguments = Array(prefix.dropFirst()) + [path] + arguments
+        }
+        if !environment.isEmpty {
+            process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
         }
         process.standardOutput = stdoutPipe
         process.standardError = stderrPipe
