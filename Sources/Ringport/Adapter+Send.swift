@@ -52,7 +52,9 @@ extension Adapter {
     /// Translates backlogged packets into the transmit rings, as many as fit, and publishes them with one
     /// `EndIndex` store per ring; wakes the miniport if it sleeps.
     func flushBacklog() {
-        guard backlogStart < backlog.count, case .open = state else { return }
+        // Closing refuses new sends, not the ones already made: the backlog still goes out.
+        guard backlogStart < backlog.count else { return }
+        if case .closed = state { return }
         let fragmentLimit = min(configuration.fragmentsPerPacket, Int(transmit.fragmentRing.elementIndexMask))
         var packets = 0
         var fragments = 0

@@ -283,8 +283,14 @@ public final class HubDriver: SendPacketsHandler {
 
     public func sendPackets(_ packets: [MiniportPacket], statuses: inout [NDISStatus], context: MiniportContext) {
         let everyone = context.bindingIDs
+        // One array of receivers per call, not per packet: every packet of a call comes from one binding.
+        var receivers: [UInt64] = []
+        var sender: UInt64?
         for packet in packets {
-            let receivers = mode == .loopback ? [packet.binding] : everyone.filter { $0 != packet.binding }
+            if packet.binding != sender {
+                sender = packet.binding
+                receivers = mode == .loopback ? [packet.binding] : everyone.filter { $0 != packet.binding }
+            }
             queues[packet.binding, default: []].append((packet, receivers))
         }
         _ = deliver(context: context)

@@ -129,6 +129,7 @@ struct Recv: ParsableCommand {
         var failed = 0
         let start = ProcessControl.monotonicNanoseconds()
         var lastFrame = start
+        var firstFrame: UInt64?
         var lastProgress = start
         var sent = 0
         var outgoing = PacketArray(reservingCapacity: 32)
@@ -137,13 +138,25 @@ struct Recv: ParsableCommand {
             if duration > 0 && Double(now - start) / 1e9 >= duration { break }
             if idleTimeout > 0 && Double(now - lastFrame) / 1e9 >= idleTimeout { break }
             if case .closed(let reason) = adapter.state { throw ValidationError("binding closed: \(reason)") }
+            // Copy frames out only when something looks at their bytes; counting reads them in place.
             var frames: [[UInt8]] = []
-            adapter.waitForReceives(timeoutSeconds: 0.1) { frame in frames.append(frame.bytes) }
+            var lengths: [Int] = []
+            let needBytes = check || print || echo
+            adapter.waitForReceives(timeoutSeconds: 0.1) { frame in
+                if needBytes { frames.append(frame.bytes) } else { lengths.append(frame.length) }
+            }
+            for length in lengths {
+                received += 1
+                bytes += length
+                lastFrame = ProcessControl.monotonicNanoseconds()
+                if firstFrame == nil { firstFrame = lastFrame }
+            }
             if holdUs > 0 && !frames.isEmpty { usleep(UInt32(clamping: holdUs * frames.count)) }
             for frame in frames {
                 received += 1
                 bytes += frame.count
                 lastFrame = ProcessControl.monotonicNanoseconds()
+                if firstFrame == nil { firstFrame = lastFrame }
                 if check {
                     if let sequence = PayloadPattern.verify(frame) {
                         let sender = sequence >> 40
@@ -175,8 +188,10 @@ struct Recv: ParsableCommand {
         }
         try? adapter.close(timeoutSeconds: 10)
         let senders = next.keys.sorted().map { "\($0):\(next[$0]!)" }.joined(separator: ",")
+        let seconds = Double(lastFrame - (firstFrame ?? lastFrame)) / 1e9
+        let rate = seconds > 0 ? Int(Double(received - 1) / seconds) : 0
         Swift.print(
-            "received \(received) bytes=\(bytes) errors=\(errors) sent=\(sent) failed=\(failed)"
+            "received \(received) bytes=\(bytes) errors=\(errors) sent=\(sent) failed=\(failed) rate=\(rate)"
                 + (check ? " senders=\(senders)" : "")
         )
         if errors > 0 || failed > 0 { throw ExitCode(1) }

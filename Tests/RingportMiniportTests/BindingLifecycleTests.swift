@@ -96,6 +96,19 @@ import Testing
         #expect(after.bindings == 0 && after.bindingsReclaimed == 0)
     }
 
+    @Test func closeSendsWhatWaitedForRoomInTheRingFirst() throws {
+        let miniport = try MiniportProcess(driver: "random-order", arguments: ["--delay-us", "2000"])
+        let adapter = try Adapter.open(
+            miniport.adapter,
+            configuration: BindingConfiguration(transmitRingSize: 16),
+            directory: miniport.directory
+        )
+        try Self.send(adapter, count: 200)  // far more than a 16-element ring holds
+        var statuses: [NDISStatus] = []
+        try adapter.close(timeoutSeconds: 20) { _, status in statuses.append(status) }
+        #expect(statuses.count == 200 && !statuses.contains(.closing))
+    }
+
     @Test func aSecondMiniportForTheAdapterIsRefused() throws {
         let first = try MiniportProcess()
         let second = try SpawnedProcess(
