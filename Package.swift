@@ -96,7 +96,10 @@ let package = Package(
         ),
         .testTarget(
             name: "RingportMiniportTests",
-            dependencies: ["Ringport", "RingportMiniport", "RingportCore", "RingportSystem", "TestSupport"],
+            dependencies: [
+                "Ringport", "RingportMiniport", "RingportCore", "RingportSystem", "TestSupport",
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: strict
         ),
         .testTarget(

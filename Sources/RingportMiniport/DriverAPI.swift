@@ -83,6 +83,23 @@ public struct TransmitQueue {
     }
 }
 
+/// A binding's receive queue as a ring-style driver sees it: the OS posted buffers (fragment ring) and packet
+/// slots; the driver fills buffers, writes packets and returns both with the Rx iterators (drain then post).
+public struct ReceiveQueue {
+    public let binding: UInt64
+    /// The queue's rings, driver side.
+    public let rings: NetRingCollection
+    let regions: BindingRegions
+
+    /// The bytes of a posted buffer (up to its capacity), if its chunk and capacity fit the data area.
+    public func withBuffer<R>(_ fragment: NetFragment, _ body: (UnsafeMutableRawBufferPointer) -> R) -> R? {
+        let data = regions.data
+        guard Int(fragment.chunk) < data.chunkCount, Int(fragment.capacity) <= data.chunkSize else { return nil }
+        let start = Int(fragment.chunk) * data.chunkSize
+        return data.withBytes(start..<start + Int(fragment.capacity)) { body($0) }
+    }
+}
+
 /// A sent packet's contents as a driver reads them in place: OOB block, flags and payload fragments.
 /// Valid only inside `MiniportContext.withPacket`.
 public struct PacketView {

@@ -87,10 +87,40 @@ public final class MiniportContext {
         case unknownBinding
     }
 
+    /// Indicates a frame of the driver's own (`NdisMIndicateReceivePacket` with one buffer): copies `bytes`
+    /// into `receiver`'s next posted buffer and returns it as a received packet.
+    public func indicateReceive(_ bytes: UnsafeRawBufferPointer, to receiver: UInt64) -> Delivery {
+        deliver(to: receiver, length: bytes.count) { destination in destination.copyMemory(from: bytes) }
+    }
+
+    /// A binding's receive queue, for ring-style drivers that drain and post with the Rx iterators themselves.
+    public func receiveQueue(_ binding: UInt64) -> ReceiveQueue? {
+        self.binding(binding).map { ReceiveQueue(binding: $0.id, rings: $0.receive, regions: $0.regions) }
+    }
+
     /// Indicates a copy of `packet` (a pending send, read in place) to `receiver`: copies its payload into
     /// the receiver's next posted buffer and returns it as a received packet, through the receive queue's
     /// iterators (drain then post, one buffer per packet). Exactly one copy between two protocols.
     public func indicateReceive(_ packet: MiniportPacket, to receiver: UInt64) -> Delivery {
+        let fits: Int?? = withPacket(packet) { view -> Int? in view.totalLength }
+        guard let length = fits ?? nil else { return .unfit }
+        return deliver(to: receiver, length: length) { destination in
+            _ = withPacket(packet) { view in
+                var at = 0
+                for i in 0..<view.fragmentCount {
+                    view.withFragmentBytes(i) { source in
+                        UnsafeMutableRawBufferPointer(rebasing: destination[at..<at + source.count]).copyMemory(
+                            from: source)
+                        at += source.count
+                    }
+                }
+            }
+        }
+    }
+
+    /// Fills the receiver's next posted buffer with `length` bytes written by `fill`, and returns it with a
+    /// packet (drain then post, one buffer per packet), through the receive queue's iterators.
+    func deliver(to receiver: UInt64, length: Int, _ fill: (UnsafeMutableRawBufferPointer) -> Void) -> Delivery {
         guard let destination = binding(receiver) else { return .unknownBinding }
         let rx = destination.receive
         var buffers = rx.postFragments()
@@ -99,21 +129,11 @@ public final class MiniportContext {
         let buffer = buffers.fragment
         let data = destination.regions.data
         // The OS attached the buffer: its chunk and capacity are checked, never trusted.
-        guard Int(buffer.chunk) < data.chunkCount, Int(buffer.capacity) <= data.chunkSize else { return .unfit }
+        guard Int(buffer.chunk) < data.chunkCount, Int(buffer.capacity) <= data.chunkSize,
+            length <= Int(buffer.capacity)
+        else { return .unfit }
         let start = Int(buffer.chunk) * data.chunkSize
-        let capacity = Int(buffer.capacity)
-        let copied: Int?? = withPacket(packet) { view -> Int? in
-            guard view.totalLength <= capacity else { return nil }
-            var at = start
-            for i in 0..<view.fragmentCount {
-                view.withFragmentBytes(i) { source in
-                    data.withBytes(at..<at + source.count) { $0.copyMemory(from: source) }
-                    at += source.count
-                }
-            }
-            return at - start
-        }
-        guard let length = copied ?? nil else { return .unfit }
+        data.withBytes(start..<start + length) { fill($0) }
         buffer.offset = 0
         buffer.validLength = UInt32(length)
         let element = slots.packet
@@ -225,7 +245,29 @@ public final class MiniportContext {
             log("binding \(binding.id): cancel: \(error)")
         }
         binding.outstanding = 0
+        cancelReceive(binding)
         binding.regions.control.protocolWake.wakeIfNeeded()
+    }
+
+    /// Rx cancel: every packet slot goes back with `Ignore`, and every buffer goes back unfilled.
+    func cancelReceive(_ binding: MiniportBinding) {
+        let rx = binding.receive
+        var packets = rx.allPackets()
+        while packets.hasAny {
+            packets.packet.ignore = true
+            packets.advance()
+        }
+        var buffers = rx.allFragments()
+        buffers.advanceToTheEnd()
+        do {
+            var post = rx.postFragments()
+            post.advanceToTheEnd()
+            try post.set()
+            try buffers.set()
+            try packets.set()
+        } catch {
+            log("binding \(binding.id): receive cancel: \(error)")
+        }
     }
 
     /// One turn over a binding's transmit queue: post (hand packets to the driver), then drain (return the
