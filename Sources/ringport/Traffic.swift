@@ -151,7 +151,8 @@ struct Recv: ParsableCommand {
                 lastFrame = ProcessControl.monotonicNanoseconds()
                 if firstFrame == nil { firstFrame = lastFrame }
             }
-            if holdUs > 0 && !frames.isEmpty { usleep(UInt32(clamping: holdUs * frames.count)) }
+            let got = frames.count + lengths.count
+            if holdUs > 0 && got > 0 { usleep(UInt32(clamping: holdUs * got)) }
             for frame in frames {
                 received += 1
                 bytes += frame.count
