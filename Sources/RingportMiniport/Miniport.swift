@@ -176,6 +176,10 @@ public final class Miniport: @unchecked Sendable {
         dataPlaneDone.store(true, ordering: .sequentiallyConsistent)
         wakeControlPlane()
         while !controlDone.load(ordering: .sequentiallyConsistent) { usleep(1000) }
+        // Remove the socket and lock files now: deinit may never run before the process exits (other threads
+        // can still hold this object). The lock itself is the kernel's and goes with the process.
+        unlink(socketPath)
+        lock.removeFile()
     }
 
     let controlDone = ManagedAtomic<Bool>(false)

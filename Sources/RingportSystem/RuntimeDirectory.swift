@@ -80,4 +80,7 @@ public struct AdapterLock: ~Copyable {
         unlink(path)
         close(descriptor)
     }
+
+    /// Removes the lock file (on the way out; the lock is held until the descriptor closes).
+    public func removeFile() { unlink(path) }
 }
