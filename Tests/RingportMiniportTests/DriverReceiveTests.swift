@@ -90,3 +90,91 @@ final class InProcessMiniport: @unchecked Sendable {
         }
     }
 }
+
+/// A ring-style loopback: advances the transmit queue with the iterators, and for each packet fills a posted
+/// receive buffer and returns it with the receive iterators itself (drain then post).
+final class RingLoopbackDriver: RingDriver {
+    let name = "ring-loopback"
+
+    func advance(_ queue: TransmitQueue, context: MiniportContext) {
+        guard let rx = context.receiveQueue(queue.binding) else { return }
+        let tx = queue.rings
+        var post = tx.postPackets()
+        var fragmentEnd = tx.fragmentRing.loadNextIndex()
+        var buffers = rx.rings.postFragments()
+        var slots = rx.rings.allPackets()
+        while post.hasAny && buffers.hasAny && slots.hasAny {
+            // Copy the sent packet's fragments into the posted buffer.
+            var fragments = post.fragments()
+            var length = 0
+            let fits: Bool =
+                rx.withBuffer(buffers.fragment) { destination in
+                    while fragments.hasAny {
+                        let copied = queue.withBytes(of: fragments.fragment) { source -> Bool in
+                            guard length + source.count <= destination.count else { return false }
+                            UnsafeMutableRawBufferPointer(rebasing: destination[length..<length + source.count])
+                                .copyMemory(from: source)
+                            length += source.count
+                            return true
+                        }
+                        guard copied == true else { return false }
+                        fragments.advance()
+                    }
+                    return true
+                } ?? false
+            queue.setStatus(fits ? .success : .invalidPacket, of: post.packet)
+            if post.packet.fragmentCount > 0 { fragmentEnd = post.fragments().end }
+            if fits {
+                buffers.fragment.validLength = UInt32(length)
+                buffers.fragment.offset = 0
+                slots.packet.fragmentIndex = buffers.index
+                slots.packet.fragmentCount = 1
+                slots.packet.ignore = false
+                buffers.advance()
+                slots.advance()
+            }
+            post.advance()
+        }
+        do {
+            try post.set()
+            try tx.setFragmentNextIndex(to: fragmentEnd)
+            try tx.setFragmentBeginIndex(to: fragmentEnd)
+            var drain = tx.drainPackets()
+            drain.advanceToTheEnd()
+            try drain.set()
+            try buffers.set()
+            var returned = rx.rings.drainFragments()
+            returned.advanceToTheEnd()
+            try returned.set()
+            try slots.set()
+        } catch {
+            Issue.record("ring loopback: \(error)")
+        }
+    }
+}
+
+extension DriverReceiveTests {
+    @Test func aRingStyleDriverReceivesWithTheRxIterators() throws {
+        let host = try InProcessMiniport(driver: RingLoopbackDriver())
+        defer { host.stop() }
+        let adapter = try Adapter.open("inproc", directory: host.directory)
+        var received: [String] = []
+        for round in 0..<300 {  // more than the rings hold: they wrap
+            var packet = try adapter.allocatePacket()
+            var buffer = try adapter.allocateBuffer(length: 0)
+            buffer.write(Array("frame \(round)".utf8))
+            packet.chainAtBack(buffer)
+            adapter.send(packet)
+            let deadline = Date().addingTimeInterval(5)
+            var got = false
+            while !got && Date() < deadline {
+                adapter.pollCompletions { _, status in #expect(status == .success) }
+                adapter.pollReceives { frame in
+                    received.append(String(decoding: frame.bytes, as: UTF8.self))
+                    got = true
+                }
+            }
+        }
+        #expect(received == (0..<300).map { "frame \($0)" })
+    }
+}
