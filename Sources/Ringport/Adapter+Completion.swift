@@ -33,13 +33,32 @@ extension Adapter {
         timeoutSeconds: Double,
         _ handler: (consuming Packet, NDISStatus) -> Void
     ) -> Int {
+        wait(
+            timeoutSeconds: timeoutSeconds,
+            ring: regions.transmitPacketRing,
+            cursor: { transmit.packetCursor },
+            nothingToWaitFor: { outstandingSends == 0 && localCompletions.isEmpty },
+            poll: { pollCompletions(handler) }
+        )
+    }
+
+    /// The wait of `waitForCompletions` and `waitForReceives`: polls; spins a little; then sleeps on the
+    /// protocol's wake word until `ring`'s `BeginIndex` leaves `cursor`, in slices, so a miniport that died is
+    /// noticed (its socket closes) within one slice.
+    func wait(
+        timeoutSeconds: Double,
+        ring: NetRing,
+        cursor: () -> UInt32,
+        nothingToWaitFor: () -> Bool,
+        poll: () -> Int
+    ) -> Int {
         let deadline = ProcessControl.monotonicNanoseconds() + UInt64(max(0, timeoutSeconds) * 1e9)
         var spins = 0
         while true {
-            let count = pollCompletions(handler)
+            let count = poll()
             if count > 0 { return count }
             if case .closed = state, localCompletions.isEmpty { return 0 }
-            if outstandingSends == 0 && localCompletions.isEmpty { return 0 }
+            if nothingToWaitFor() { return 0 }
             let now = ProcessControl.monotonicNanoseconds()
             if now >= deadline { return 0 }
             spins += 1
@@ -47,12 +66,10 @@ extension Adapter {
                 ProcessControl.relax()
                 continue
             }
-            // Sleep in slices, so a miniport that died is noticed (its socket closes) within one slice.
             let slice = Int64(min(deadline - now, 50_000_000))
-            let cursor = transmit.packetCursor
-            let ring = regions.transmitPacketRing
+            let seen = cursor()
             _ = regions.control.protocolWake.sleep(timeoutNanoseconds: slice) {
-                ring.loadBeginIndex() != cursor || socket.isReadable()
+                ring.loadBeginIndex() != seen || socket.isReadable()
             }
             lastLivenessCheck = 0
             checkLiveness()

@@ -102,28 +102,16 @@ extension Adapter {
     /// them to `handler`. Returns how many; 0 on timeout.
     @discardableResult
     public func waitForReceives(timeoutSeconds: Double, _ handler: (consuming ReceivedPacket) -> Void) -> Int {
-        let deadline = ProcessControl.monotonicNanoseconds() + UInt64(max(0, timeoutSeconds) * 1e9)
-        var spins = 0
-        while true {
-            let count = pollReceives(handler)
-            if count > 0 { return count }
-            if case .closed = state { return 0 }
-            let now = ProcessControl.monotonicNanoseconds()
-            if now >= deadline { return 0 }
-            spins += 1
-            if spins < 4096 {
-                ProcessControl.relax()
-                continue
-            }
-            let slice = Int64(min(deadline - now, 50_000_000))
-            let cursor = receive.packetCursor
-            let ring = regions.receivePacketRing
-            _ = regions.control.protocolWake.sleep(timeoutNanoseconds: slice) {
-                ring.loadBeginIndex() != cursor || socket.isReadable()
-            }
-            lastLivenessCheck = 0
-            checkLiveness()
-        }
+        wait(
+            timeoutSeconds: timeoutSeconds,
+            ring: regions.receivePacketRing,
+            cursor: { receive.packetCursor },
+            nothingToWaitFor: {
+                if case .closed = state { return true }
+                return false
+            },
+            poll: { pollReceives(handler) }
+        )
     }
 
     /// `NdisReturnPackets`: the protocol is done with a received packet; its buffer is posted again.
