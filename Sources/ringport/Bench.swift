@@ -52,10 +52,11 @@ struct Bench: ParsableCommand {
             where_.adapter,
             configuration: BindingConfiguration(
                 packetCount: 2048,
-                chunkCount: 2048,
+                chunkCount: 2304,
                 chunkSize: 2048,
                 transmitRingSize: 1024,
-                fragmentsPerPacket: 2
+                fragmentsPerPacket: 2,
+                receiveRingSize: 2  // this benchmark receives nothing: the smallest receive queue
             ),
             directory: directory,
             checked: false

@@ -46,3 +46,13 @@ import Testing
         #expect(!FileManager.default.fileExists(atPath: miniport.directory.socketPath(adapter: miniport.adapter)))
     }
 }
+
+@Suite struct BenchToolTests {
+    @Test func theBenchmarkRunsAndPrintsAResultLine() throws {
+        let miniport = try MiniportProcess(driver: "null")
+        let bench = try miniport.protocolProcess(["bench", "--transport", "ring", "--packets", "20000", "--batch", "8"])
+        #expect(bench.wait(seconds: 120) == 0, "\(bench.standardError)")
+        #expect(bench.standardOutput.hasPrefix("RESULT peer=ringport_send_batch8 mode=stream size=64 n=20000 "))
+        #expect(bench.standardOutput.contains("errors=0"))
+    }
+}
