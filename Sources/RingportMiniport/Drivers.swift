@@ -56,6 +56,25 @@ extension SequenceChecker {
     }
 }
 
+/// What the serialized test drivers keep: their random choices, the order checker, and what they hold.
+struct TestDriverState {
+    var random: SplitMix64
+    var checker = SequenceChecker()
+    var deferred = DeferredCompletions()
+    let maxDelay: UInt64
+
+    init(seed: UInt64, maxDelayMicroseconds: Int) {
+        random = SplitMix64(state: seed)
+        maxDelay = UInt64(max(0, maxDelayMicroseconds)) * 1000
+    }
+
+    /// The binding is going away: forget what is held for it and where its sequence stood.
+    mutating func forget(_ binding: UInt64) {
+        deferred.forget(binding)
+        checker.next[binding] = nil
+    }
+}
+
 /// `null`: completes every packet with `SUCCESS` (ring style: post and drain in one pass), counting packets
 /// and bytes. With `verify`, it checks every byte and the order per binding, and fails bad packets.
 public final class NullDriver: RingDriver {
@@ -140,42 +159,36 @@ public final class ResourcesDriver: SendPacketsHandler {
     public let name = "resources"
     public let isSerialized = true
     public let maxSendPackets = 16
-    var random: SplitMix64
-    var checker = SequenceChecker()
-    var deferred = DeferredCompletions()
-    let maxDelay: UInt64
+    var state: TestDriverState
 
     public init(seed: UInt64, maxDelayMicroseconds: Int = 300) {
-        random = SplitMix64(state: seed)
-        maxDelay = UInt64(max(0, maxDelayMicroseconds)) * 1000
+        state = TestDriverState(seed: seed, maxDelayMicroseconds: maxDelayMicroseconds)
     }
 
     public func sendPackets(_ packets: [MiniportPacket], statuses: inout [NDISStatus], context: MiniportContext) {
-        let refuseAt = Int.random(in: 0...packets.count + 2, using: &random)  // past the end: take them all
+        let refuseAt = Int.random(in: 0...packets.count + 2, using: &state.random)  // past the end: take them all
         let now = ProcessControl.monotonicNanoseconds()
         for (i, packet) in packets.enumerated() {
             if i == refuseAt {
                 statuses[i] = .resources
-                deferred.resourcesRefused(now: now, delay: UInt64.random(in: 0...maxDelay, using: &random))
+                state.deferred.resourcesRefused(
+                    now: now, delay: UInt64.random(in: 0...state.maxDelay, using: &state.random))
                 return
             }
-            let status = checker.status(of: packet, context: context)
-            if Int.random(in: 0..<10, using: &random) < 3 {
+            let status = state.checker.status(of: packet, context: context)
+            if Int.random(in: 0..<10, using: &state.random) < 3 {
                 statuses[i] = .pending
-                let due = now + UInt64.random(in: maxDelay / 2...maxDelay, using: &random)
-                deferred.pending.append((packet, status, due))
+                let due = now + UInt64.random(in: state.maxDelay / 2...state.maxDelay, using: &state.random)
+                state.deferred.pending.append((packet, status, due))
             } else {
                 statuses[i] = status
             }
         }
     }
 
-    public func poll(context: MiniportContext) -> Bool { deferred.poll(context: context) }
+    public func poll(context: MiniportContext) -> Bool { state.deferred.poll(context: context) }
 
-    public func bindingClosing(_ binding: UInt64, context: MiniportContext) {
-        deferred.forget(binding)
-        checker.next[binding] = nil
-    }
+    public func bindingClosing(_ binding: UInt64, context: MiniportContext) { state.forget(binding) }
 }
 
 /// `random-order`: a deserialized NDIS 5 driver that accepts every packet and completes each after a random
@@ -228,34 +241,29 @@ public final class SerialDriver: SendHandler {
     public let name = "serial"
     public let isSerialized = true
     public let maxSendPackets = 8
-    var random: SplitMix64
-    var checker = SequenceChecker()
-    var deferred = DeferredCompletions()
-    let maxDelay: UInt64
+    var state: TestDriverState
 
     public init(seed: UInt64, maxDelayMicroseconds: Int = 300) {
-        random = SplitMix64(state: seed)
-        maxDelay = UInt64(max(0, maxDelayMicroseconds)) * 1000
+        state = TestDriverState(seed: seed, maxDelayMicroseconds: maxDelayMicroseconds)
     }
 
     public func send(_ packet: MiniportPacket, context: MiniportContext) -> NDISStatus {
         let now = ProcessControl.monotonicNanoseconds()
-        if Int.random(in: 0..<8, using: &random) == 0 {
-            deferred.resourcesRefused(now: now, delay: UInt64.random(in: maxDelay / 2...maxDelay, using: &random))
+        if Int.random(in: 0..<8, using: &state.random) == 0 {
+            state.deferred.resourcesRefused(
+                now: now, delay: UInt64.random(in: state.maxDelay / 2...state.maxDelay, using: &state.random))
             return .resources
         }
-        let status = checker.status(of: packet, context: context)
-        guard Int.random(in: 0..<5, using: &random) == 0 else { return status }
-        deferred.pending.append((packet, status, now + UInt64.random(in: maxDelay / 2...maxDelay, using: &random)))
+        let status = state.checker.status(of: packet, context: context)
+        guard Int.random(in: 0..<5, using: &state.random) == 0 else { return status }
+        state.deferred.pending.append(
+            (packet, status, now + UInt64.random(in: state.maxDelay / 2...state.maxDelay, using: &state.random)))
         return .pending
     }
 
-    public func poll(context: MiniportContext) -> Bool { deferred.poll(context: context) }
+    public func poll(context: MiniportContext) -> Bool { state.deferred.poll(context: context) }
 
-    public func bindingClosing(_ binding: UInt64, context: MiniportContext) {
-        deferred.forget(binding)
-        checker.next[binding] = nil
-    }
+    public func bindingClosing(_ binding: UInt64, context: MiniportContext) { state.forget(binding) }
 }
 
 /// `loopback` and `hub`: a deserialized driver that receives every sent packet back on the same binding
