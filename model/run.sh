@@ -1,0 +1,17 @@
+#!/bin/bash
+# Safety run (assertions + invalid end states = deadlock / lost wake-up).
+# usage: ./run.sh model.pml "SPIN-DEFINES" [extra pan args]   -> one summary line
+# e.g.   ./run.sh ring.pml "-DN=4"          ./run.sh ring.pml "-DN=2 -DNOINC"
+# extra pan compile flags via PANFLAGS, e.g. PANFLAGS=-DHC4 for hash-compaction
+here=$(cd "$(dirname "$0")" && pwd)
+m=$1; defs=$2; shift 2
+d=$(mktemp -d "${TMPDIR:-/tmp}/spin.XXXX"); cp "$here/$m" "$d/"; cd "$d"
+spin -a $defs "$m" >spin.out 2>&1 || { cat spin.out; exit 1; }
+gcc -O2 -DSAFETY -DCOLLAPSE -DVECTORSZ=4096 -DMEMLIM=16000 $PANFLAGS -o pan pan.c 2>gcc.err || { cat gcc.err; exit 1; }
+./pan -m1000000 -w26 "$@" > pan.out 2>&1
+err=$(grep -o "errors: [0-9]*" pan.out); st=$(grep "states, stored" pan.out | awk '{print $1}')
+vio=$(grep -m1 "pan:1:" pan.out); t=$(grep "elapsed time" pan.out | awk '{print $4}')
+# pan stops at the first error; without an error an unfinished search is a failure to verify
+if [ -z "$vio" ] && grep -q "Search not completed" pan.out; then vio="INCOMPLETE SEARCH (memory/depth limit)"; fi
+[ -n "${KEEP:-}" ] || { rm -rf "$d"; d="(removed; KEEP=1 keeps it)"; }
+echo "$m $defs | $err | states=$st | t=${t}s | $vio | dir=$d"
