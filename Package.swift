@@ -11,6 +11,8 @@ let package = Package(
         .library(name: "RingportCore", targets: ["RingportCore"]),
         .library(name: "RingportSystem", targets: ["RingportSystem"]),
         .library(name: "Ringport", targets: ["Ringport"]),
+        // The driver SDK: MiniportDriver and its models, MiniportContext, and the embedding API (Miniport).
+        .library(name: "RingportMiniport", targets: ["RingportMiniport"]),
         .executable(name: "ringportd", targets: ["ringportd"]),
         .executable(name: "ringport", targets: ["ringport"]),
         .executable(name: "ringport-peer", targets: ["ringport-peer"]),
@@ -86,6 +88,25 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // Drivers written outside the built-ins against the SDK's public API only, one per driver model.
+        .target(
+            name: "ExampleDrivers",
+            dependencies: ["RingportMiniport", "RingportCore"],
+            path: "Examples/ExampleDrivers",
+            swiftSettings: strict
+        ),
+        // For tests: a miniport that serves the protocol library a binding and breaks one rule at a time.
+        .executableTarget(
+            name: "hostile-miniport",
+            dependencies: ["RingportCore", "RingportSystem"],
+            swiftSettings: strict
+        ),
+        // A protocol that breaks one ring rule at a time against a real miniport (tests only).
+        .executableTarget(
+            name: "hostile-protocol",
+            dependencies: ["RingportCore", "RingportSystem"],
+            swiftSettings: strict
+        ),
         // Spawning the package's executables from tests, with bounded waits.
         .target(name: "TestSupport", dependencies: ["RingportCore", "RingportSystem"], path: "Tests/Support"),
         .testTarget(name: "RingportCoreTests", dependencies: ["RingportCore", "CRingportShim"], swiftSettings: strict),
@@ -100,6 +121,20 @@ let package = Package(
                 "Ringport", "RingportMiniport", "RingportCore", "RingportSystem", "TestSupport",
                 .product(name: "Logging", package: "swift-log"),
             ],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "RingportSDKTests",
+            dependencies: [
+                "ExampleDrivers", "Ringport", "RingportMiniport", "RingportCore", "RingportSystem",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        // Compiles snippets against the built modules and expects the ownership rules' compiler errors.
+        .testTarget(
+            name: "RingportCompileFailTests",
+            dependencies: ["Ringport", "ExampleDrivers"],
             swiftSettings: strict
         ),
         .testTarget(

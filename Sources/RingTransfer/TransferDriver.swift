@@ -1,3 +1,4 @@
+import Glibc
 import RingportCore
 
 /// The driver side of a transfer, written as a NetAdapterCx transmit queue's Advance (RtEthSample):
@@ -16,13 +17,15 @@ public struct TransferDriver {
         data = rings.data
     }
 
-    /// Runs until every planned packet was received and returned.
-    public mutating func run(timeoutSeconds: Double = 60, spins: Int = 256) throws {
+    /// Runs until every planned packet was received and returned. `stallMicroseconds` sleeps after each
+    /// Advance that moved packets: a slow driver, for tests of the OS side's patience.
+    public mutating func run(timeoutSeconds: Double = 60, spins: Int = 256, stallMicroseconds: Int = 0) throws {
         var backoff = Backoff(timeoutSeconds: timeoutSeconds, spins: spins)
         let total = UInt64(plan.packets)
         while received < total {
             if try advance() > 0 {
                 backoff.progressed()
+                if stallMicroseconds > 0 { usleep(UInt32(stallMicroseconds)) }
             } else if !backoff.pause() {
                 throw TransferFailure("driver side: no packet for \(timeoutSeconds) s after \(received)")
             }

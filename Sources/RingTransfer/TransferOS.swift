@@ -15,7 +15,8 @@ public struct TransferOS {
         queue = OSRingQueue(packetRing: rings.packetRing, fragmentRing: rings.fragmentRing, checked: checked)
     }
 
-    /// Runs until every packet came back; returns the number of payload bytes sent.
+    /// Runs until every packet came back; returns the number of payload bytes sent. Gives up after
+    /// `timeoutSeconds` without progress (not in total: a long run on a slow machine is fine).
     /// `isPeerAlive` is asked while idle: a dead driver ends the run at once instead of at the timeout.
     public mutating func run(
         timeoutSeconds: Double = 60,

@@ -78,21 +78,33 @@ extension Adapter {
 
     /// Takes back what the miniport returned; a broken ring contract closes the binding.
     func reclaim(_ handler: (consuming Packet, NDISStatus) -> Void) -> Int {
-        var completed = 0
         do {
-            completed = try transmit.reclaimPackets { element in
-                let slot = Int(element.index)
-                let index = Int(slotDescriptor[slot])
-                var status = slotIgnored[slot] ? .invalidPacket : regions.descriptors[index].status
-                if status == .pending { status = .failure }  // returned but not completed: a miniport bug
-                finish(index)
+            return try takeBackReturned { index, status in
                 handler(Packet(adapter: self, index: index, generation: generation[index]), status)
             }
-            _ = try transmit.reclaimFragments()
         } catch {
-            abandon(reason: "the miniport broke the ring contract: \(error)")
+            abandon(reason: "the miniport broke the ring contract: \(error)", reclaimingReturned: false)
+            return 0
         }
-        return completed
+    }
+
+    /// Takes back the packets (then the fragments) the miniport returned through `BeginIndex`, handing each
+    /// descriptor with the status the miniport wrote in it. The descriptor comes from this side's own record
+    /// of the slot, never from the element; the status is loaded once.
+    func takeBackReturned(_ body: (Int, NDISStatus) -> Void) throws(NetRingViolation) -> Int {
+        let count = try transmit.reclaimPackets { element in
+            let slot = Int(element.index)
+            let index = Int(slotDescriptor[slot])
+            guard index >= 0 && index < configuration.packetCount else { return }  // reclaim stays in what was sent
+            let written = regions.descriptors[index].status
+            var status = slotIgnored[slot] ? .invalidPacket : written
+            if status == .pending { status = .failure }  // returned but not completed: a miniport bug
+            slotDescriptor[slot] = -1
+            finish(index)
+            body(index, status)
+        }
+        _ = try transmit.reclaimFragments()
+        return count
     }
 
     /// The packet is the protocol's again.
@@ -107,25 +119,39 @@ extension Adapter {
         let now = ProcessControl.monotonicNanoseconds()
         guard now &- lastLivenessCheck > 1_000_000 else { return }
         lastLivenessCheck = now
-        guard case .open = state, socket.isReadable() else {
-            if case .closing = state, socket.isReadable() { abandon(reason: "the miniport went away") }
-            return
-        }
-        abandon(reason: "the miniport went away")
+        if case .closed = state { return }
+        guard socket.isReadable() else { return }
+        abandon(reason: "the miniport went away", reclaimingReturned: true)
     }
 
-    /// The binding is gone: every packet still with the miniport completes here, with `CLOSING`.
-    func abandon(reason: String) {
+    /// The binding is gone: every packet still with the miniport completes, in ring order, then the backlog.
+    /// When the miniport went away or closed the binding (`reclaimingReturned`), what it returned through the
+    /// rings first completes with the status it wrote, as a poll would have; only the rest completes here
+    /// with `CLOSING`. After a broken contract the rings are not read again: everything not taken back yet
+    /// completes with `CLOSING`.
+    func abandon(reason: String, reclaimingReturned: Bool) {
         if case .closed = state { return }
-        // What the miniport did return keeps its status; the rest completes locally.
-        let returned = regions.transmitPacketRing.loadBeginIndex()
-        _ = returned
+        var reason = reason
+        if reclaimingReturned {
+            do {
+                _ = try takeBackReturned { index, status in
+                    localCompletions.append(
+                        (RawPacket(adapter: self, index: index, generation: generation[index]), status))
+                }
+            } catch {
+                reason = "the miniport broke the ring contract: \(error)"
+            }
+        }
         state = .closed(reason: reason)
         var slot = transmit.packetCursor
         while slot != transmit.packetEnd {
             let index = Int(slotDescriptor[Int(slot)])
-            finish(index)
-            localCompletions.append((RawPacket(adapter: self, index: index, generation: generation[index]), .closing))
+            if index >= 0 && index < configuration.packetCount {
+                slotDescriptor[Int(slot)] = -1
+                finish(index)
+                localCompletions.append(
+                    (RawPacket(adapter: self, index: index, generation: generation[index]), .closing))
+            }
             slot = transmit.packetRing.increment(slot)
         }
         for i in backlogStart..<backlog.count {
@@ -137,9 +163,33 @@ extension Adapter {
         backlogStart = 0
     }
 
+    /// Waits up to `seconds` for the miniport's `.closed` answer or the connection closing.
+    func waitForClosed(seconds: Double) {
+        let deadline = ProcessControl.monotonicNanoseconds() + UInt64(seconds * 1e9)
+        while true {
+            let now = ProcessControl.monotonicNanoseconds()
+            guard now < deadline else { return }
+            let milliseconds = Int32(clamping: (deadline - now + 999_999) / 1_000_000)
+            guard socket.isReadable(waitingMilliseconds: milliseconds) else { return }
+            guard let received = try? socket.receive() else { return }
+            switch consume received {
+            case .message(.closed, let fd):
+                if fd >= 0 { Glibc.close(fd) }
+                return
+            case .message(_, let fd):
+                if fd >= 0 { Glibc.close(fd) }  // not the answer: keep waiting
+            case .closed: return
+            case .malformed: return
+            case .nothing: return
+            }
+        }
+    }
+
     /// `NdisCloseAdapter`: new sends complete with `CLOSING`; waits (up to `timeoutSeconds`) until every
-    /// outstanding send has completed, handing each to `handler`; then closes the binding. Throws if the
-    /// sends did not all complete in time (they then complete with `CLOSING`).
+    /// outstanding send has completed, handing each to `handler`; then asks the miniport to close the binding
+    /// and waits (up to `max(1, timeoutSeconds)` more) until it has let go of it: when `close` returns, the
+    /// miniport no longer touches the segment. Throws if the sends did not all complete in time (they then
+    /// complete with `CLOSING`).
     public func close(
         timeoutSeconds: Double = 10,
         _ handler: (consuming Packet, NDISStatus) -> Void = { _, _ in }
@@ -156,11 +206,12 @@ extension Adapter {
         }
         let timedOut = outstandingSends > 0
         if case .closing = state {
+            // The miniport answers `.closed` only once it let go of the binding: what it held is cancelled
+            // (`CLOSING`) and everything is back in the rings. Take that back first (real statuses), and only
+            // then complete what is still missing here.
             try? socket.send(.close)
-            if socket.isReadable(waitingMilliseconds: Int32(max(100, timeoutSeconds * 100))) {
-                _ = try? socket.receive()
-            }
-            abandon(reason: "closed")
+            waitForClosed(seconds: max(1, timeoutSeconds))
+            abandon(reason: "closed", reclaimingReturned: true)
         }
         pollCompletions(handler)
         if timedOut { throw .closing }

@@ -30,25 +30,27 @@ extension Adapter {
     /// Chunks set aside for receive buffers at open: at most half the data area.
     var receiveBufferCount: Int { min(configuration.receiveRingSize - 1, configuration.chunkCount / 2) }
 
-    /// Posts every free receive buffer and an empty packet slot for each (Rx `EndIndex`), and wakes the
-    /// miniport if it sleeps.
+    /// Posts every free receive buffer and every free packet slot (Rx `EndIndex`), and wakes the miniport if
+    /// it sleeps. Slots and buffers go separately: a frame the driver drops comes back as a packet with
+    /// `Ignore` and no buffer (§1.10), and its slot must be posted again while the buffer stays posted.
     func postReceiveBuffers() {
-        guard case .open = state, !receiveFreeChunks.isEmpty else { return }
-        let count = min(receiveFreeChunks.count, receive.freePackets, receive.freeFragments)
-        guard count > 0 else { return }
-        for k in 0..<count {
+        guard case .open = state else { return }
+        let slots = receive.freePackets
+        let buffers = min(receiveFreeChunks.count, receive.freeFragments)
+        guard slots > 0 || buffers > 0 else { return }
+        for k in 0..<buffers {
             let chunk = receiveFreeChunks.removeLast()
             let fragment = receive.stagedFragment(k)
             fragment.reset()
             fragment.chunk = UInt32(chunk)
             fragment.capacity = UInt32(configuration.chunkSize)
             receiveSlotChunk[Int(fragment.index)] = chunk
-            receive.stagedPacket(k).reset()
         }
+        for k in 0..<slots { receive.stagedPacket(k).reset() }
         do {
-            try receive.publish(packets: count, fragments: count)
+            try receive.publish(packets: slots, fragments: buffers)
         } catch {
-            abandon(reason: "ring: \(error)")
+            abandon(reason: "ring: \(error)", reclaimingReturned: false)
             return
         }
         regions.control.miniportWake.wakeIfNeeded()
@@ -83,7 +85,7 @@ extension Adapter {
                 )
             }
         } catch {
-            abandon(reason: "the miniport broke the receive ring contract: \(error)")
+            abandon(reason: "the miniport broke the receive ring contract: \(error)", reclaimingReturned: false)
             return indicated
         }
         // Every returned slot's buffer is now held by the protocol (indicated) or free (ignored, malformed,

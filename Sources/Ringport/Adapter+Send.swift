@@ -5,7 +5,9 @@ extension Adapter {
     /// `NdisSendPackets`: gives every packet of `packets` to the miniport, in order. The packets, their
     /// buffers and their OOB blocks are the miniport's until each comes back through a completion; every
     /// packet gets exactly one completion, with its status (`INVALID_PACKET` for one that cannot be
-    /// translated or belongs to another binding, `CLOSING` once the binding is closing).
+    /// translated, `CLOSING` once the binding is closing). A packet of another binding is not sent: this
+    /// binding records a `.foreignBinding` misuse and is otherwise unchanged, and the packet completes on
+    /// its own binding with `INVALID_PACKET` (through that binding's next poll).
     public func send(_ packets: consuming PacketArray) {
         var packets = packets
         send(&packets)
@@ -27,7 +29,9 @@ extension Adapter {
     /// The runtime ownership checks (DESIGN.md I3): the handle must be this binding's, current, and held.
     func submit(_ raw: RawPacket) {
         guard raw.adapter === self else {
-            localCompletions.append((raw, .invalidPacket))
+            // Another binding's packet: recorded here, this binding untouched; it completes on its own.
+            misuses.append(PacketMisuse(kind: .foreignBinding, descriptor: raw.index))
+            raw.adapter.completeForeign(raw)
             return
         }
         let index = raw.index
@@ -47,6 +51,18 @@ extension Adapter {
         descriptor.status = .pending
         backlog.append(Int32(index))
         outstandingSends += 1
+    }
+
+    /// A packet of this binding was sent on another one: it completes here with `INVALID_PACKET` (next
+    /// poll), if the handle is still this binding's current one.
+    func completeForeign(_ raw: RawPacket) {
+        let index = raw.index
+        guard generation[index] == raw.generation, owner[index] == .protocolSide else {
+            misuses.append(
+                PacketMisuse(kind: generation[index] == raw.generation ? .alreadySent : .stale, descriptor: index))
+            return
+        }
+        localCompletions.append((raw, .invalidPacket))
     }
 
     /// Translates backlogged packets into the transmit rings, as many as fit, and publishes them with one
@@ -90,17 +106,21 @@ extension Adapter {
             packets += 1
             backlogStart += 1
         }
+        if packets > 0 {
+            do {
+                try transmit.publish(packets: packets, fragments: fragments)
+            } catch {
+                // Nothing was published: the staged packets are still the backlog's and complete with it.
+                backlogStart -= packets
+                abandon(reason: "ring: \(error)", reclaimingReturned: false)
+                return
+            }
+        }
         if backlogStart == backlog.count {
             backlog.removeAll(keepingCapacity: true)
             backlogStart = 0
         }
         guard packets > 0 else { return }
-        do {
-            try transmit.publish(packets: packets, fragments: fragments)
-        } catch {
-            abandon(reason: "ring: \(error)")
-            return
-        }
         regions.control.miniportWake.wakeIfNeeded()
     }
 }

@@ -134,9 +134,27 @@ public final class Adapter {
     static func attachRegions(_ segment: borrowing SharedSegment) throws(AdapterError) -> BindingRegions {
         var views: [Region: UnsafeMutableRawBufferPointer] = [:]
         for region in segment.header.regions { views[region] = segment.bytes(of: region) }
+        // The control block is read before the regions are checked against the configuration.
+        guard let control = try? segment.header.region(.control), control.length >= ControlBlock.size else {
+            throw .badSegment("the control region is missing or smaller than \(ControlBlock.size) bytes")
+        }
+        let regions: BindingRegions
         do {
-            return try BindingRegions.attach(header: segment.header) { views[$0]! }
+            regions = try BindingRegions.attach(header: segment.header) { views[$0]! }
         } catch { throw .openFailed("binding segment: \(error)") }
+        // A new binding's rings start empty: every index 0. Anything else would give this side a cursor, or
+        // elements, it never posted.
+        let rings = [
+            ("transmit packet", regions.transmitPacketRing), ("transmit fragment", regions.transmitFragmentRing),
+            ("receive packet", regions.receivePacketRing), ("receive fragment", regions.receiveFragmentRing),
+        ]
+        for (name, ring) in rings {
+            let (begin, next, end) = (ring.loadBeginIndex(), ring.loadNextIndex(), ring.loadEndIndex())
+            guard begin == 0, next == 0, end == 0 else {
+                throw .badSegment("the new \(name) ring has indices \(begin)/\(next)/\(end), not 0/0/0")
+            }
+        }
+        return regions
     }
 
     init(

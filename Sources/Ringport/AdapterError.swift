@@ -13,6 +13,9 @@ public enum AdapterError: Error, CustomStringConvertible {
     case closing
     /// Opening failed for another reason (a system call, a bad segment, a refusal).
     case openFailed(String)
+    /// The miniport handed over a segment that is not a fresh binding's (a ring not empty, a control block
+    /// too small): the open is refused.
+    case badSegment(String)
     /// The miniport broke the ring contract; the binding was closed.
     case ringViolation(NetRingViolation)
     case invalidArgument(String)
@@ -23,7 +26,7 @@ public enum AdapterError: Error, CustomStringConvertible {
         case .badVersion: .badVersion
         case .resources: .resources
         case .closing: .closing
-        case .openFailed: .openFailed
+        case .openFailed, .badSegment: .openFailed
         case .ringViolation: .invalidData
         case .invalidArgument: .failure
         }
@@ -36,6 +39,7 @@ public enum AdapterError: Error, CustomStringConvertible {
         case .resources(let what): "RESOURCES: \(what)"
         case .closing: "CLOSING: the binding is closing"
         case .openFailed(let why): "OPEN_FAILED: \(why)"
+        case .badSegment(let why): "OPEN_FAILED: the binding segment is not a new binding's: \(why)"
         case .ringViolation(let violation): "the miniport broke the ring contract: \(violation)"
         case .invalidArgument(let what): "FAILURE: \(what)"
         }
@@ -49,6 +53,10 @@ public struct PacketMisuse: Hashable, Sendable, CustomStringConvertible {
         case stale
         /// The descriptor is already with the miniport.
         case alreadySent
+        /// A handle of another binding: a packet of binding A sent on B, or a buffer of A chained to a packet
+        /// of B. Recorded on B, which is otherwise untouched; the handle goes back to A (the packet completes
+        /// there with `INVALID_PACKET`, the buffer returns to A's pool).
+        case foreignBinding
     }
     public let kind: Kind
     public let descriptor: Int

@@ -25,11 +25,14 @@ public struct Packet: ~Copyable {
         return raw
     }
 
-    /// A second handle to the same descriptor, which safe code cannot make: for tests of the runtime
-    /// checks that catch a stale or doubly-sent handle.
-    @_spi(Testing) public func forgedCopy() -> Packet {
-        Packet(adapter: adapter!, index: descriptorIndex, generation: generation)
-    }
+    #if DEBUG
+        /// A second handle to the same descriptor, which safe code cannot make: for tests of the runtime
+        /// checks that catch a stale or doubly-sent handle. Debug builds only: a release build's clients
+        /// cannot reach it, even with `@_spi(Testing) import`.
+        @_spi(Testing) public func forgedCopy() -> Packet {
+            Packet(adapter: adapter!, index: descriptorIndex, generation: generation)
+        }
+    #endif
 
     var owner: Adapter {
         guard let adapter else { preconditionFailure("packet handle used after it was given up") }
@@ -47,13 +50,18 @@ public struct Packet: ~Copyable {
 
     // MARK: Buffer chain
 
-    /// `NdisChainBufferAtBack`.
+    /// `NdisChainBufferAtBack`. A buffer of another binding is not chained: this packet's binding records a
+    /// `.foreignBinding` misuse, the packet is unchanged, and the buffer goes back to its own binding's pool.
     public mutating func chainAtBack(_ buffer: consuming Buffer) {
-        owner.chain(buffer.take(by: owner), to: descriptorIndex, atFront: false)
+        let adapter = owner
+        guard let index = buffer.take(by: adapter, for: descriptorIndex) else { return }
+        adapter.chain(index, to: descriptorIndex, atFront: false)
     }
-    /// `NdisChainBufferAtFront`.
+    /// `NdisChainBufferAtFront`; a buffer of another binding is refused as by `chainAtBack`.
     public mutating func chainAtFront(_ buffer: consuming Buffer) {
-        owner.chain(buffer.take(by: owner), to: descriptorIndex, atFront: true)
+        let adapter = owner
+        guard let index = buffer.take(by: adapter, for: descriptorIndex) else { return }
+        adapter.chain(index, to: descriptorIndex, atFront: true)
     }
     /// `NdisUnchainBufferAtFront`: the first buffer, or nil when the chain is empty.
     public mutating func unchainAtFront() -> Buffer? {
@@ -136,8 +144,13 @@ public struct Buffer: ~Copyable {
 
     deinit { adapter?.freeBuffer(index) }
 
-    consuming func take(by expected: Adapter) -> Int {
-        precondition(adapter === expected, "a buffer of one binding chained to a packet of another")
+    /// Gives up the handle to be chained to packet `descriptor` of `expected`; nil (the misuse recorded on
+    /// `expected`, the buffer freed to its own binding as it goes away) if it is another binding's.
+    consuming func take(by expected: Adapter, for descriptor: Int) -> Int? {
+        guard adapter === expected else {
+            expected.misuses.append(PacketMisuse(kind: .foreignBinding, descriptor: descriptor))
+            return nil
+        }
         adapter = nil
         return index
     }

@@ -13,7 +13,7 @@ public enum ControlMessage: Hashable, Sendable {
     case statistics(AdapterStatistics)
 
     /// The control protocol's version; `open` with another one is answered `BAD_VERSION`.
-    public static let version: UInt32 = 1
+    public static let version: UInt32 = 2
     public static let maximumSize = 512
     static let magic: UInt32 = 0x5443_5052  // "RPCT"
 
@@ -161,8 +161,13 @@ public struct AdapterStatistics: Hashable, Sendable {
     /// Packets indicated to receivers, and packets a `drop` policy discarded for want of a buffer.
     public var packetsReceived: UInt64 = 0
     public var packetsDropped: UInt64 = 0
+    /// Send-completes the framework refused: the packet was not pending (completed twice, stale, or its
+    /// binding gone).
+    public var completionsRefused: UInt64 = 0
+    /// Bindings closed because their protocol broke the ring contract.
+    public var bindingsViolated: UInt64 = 0
 
-    static let fieldCount = 10
+    static let fieldCount = 12
     public init() {}
     init(values: [UInt64]) {
         (bindings, bindingsOpened, bindingsReclaimed, packetsSent) = (values[0], values[1], values[2], values[3])
@@ -170,11 +175,12 @@ public struct AdapterStatistics: Hashable, Sendable {
             values[4], values[5], values[6], values[7]
         )
         (packetsReceived, packetsDropped) = (values[8], values[9])
+        (completionsRefused, bindingsViolated) = (values[10], values[11])
     }
     var values: [UInt64] {
         [
             bindings, bindingsOpened, bindingsReclaimed, packetsSent, bytesSent, packetsFailed, verificationErrors,
-            packetsOutstanding, packetsReceived, packetsDropped,
+            packetsOutstanding, packetsReceived, packetsDropped, completionsRefused, bindingsViolated,
         ]
     }
 }

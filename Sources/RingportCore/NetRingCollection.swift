@@ -11,6 +11,9 @@ public struct NetRingCollection {
     public let fragmentRing: NetRing
     /// Non-nil in checked mode.
     public let verifier: NetRingVerifier?
+    /// `BeginIndex` and `NextIndex` of both rings as this side last stored them (process-local): the
+    /// framework compares the shared copies with these, since the OS may write the shared ones.
+    public let stored: DriverIndices
 
     /// - Parameter checked: verify every transition (defaults to `NetRingChecking.isEnabledByDefault`).
     public init(packetRing: NetRing, fragmentRing: NetRing, checked: Bool = NetRingChecking.isEnabledByDefault) {
@@ -18,6 +21,7 @@ public struct NetRingCollection {
         self.packetRing = packetRing
         self.fragmentRing = fragmentRing
         verifier = checked ? NetRingVerifier(side: .driver, packetRing: packetRing, fragmentRing: fragmentRing) : nil
+        stored = DriverIndices(packetRing: packetRing, fragmentRing: fragmentRing)
     }
 
     @inlinable public var isChecked: Bool { verifier != nil }
@@ -94,6 +98,19 @@ public struct NetRingCollection {
         )
     }
 
+    /// Throws the violation checked mode found since the last index write, if any: the framework calls it
+    /// after making an iterator and before handing its elements to anyone.
+    public func checkpoint() throws(NetRingViolation) {
+        if let verifier { try verifier.throwPending() }
+    }
+
+    /// Checked mode: compares both rings with the shadows now (as making an iterator does) and throws what the
+    /// OS broke. The framework calls it at every turn, so a ring no iterator walks is still watched.
+    public func verifyNow() throws(NetRingViolation) {
+        observe()
+        try checkpoint()
+    }
+
     @inlinable func observe() {
         if let verifier { verifier.driverObserve() }
     }
@@ -164,11 +181,13 @@ public struct NetRingPair {
     @usableFromInline let packetRing: NetRing
     @usableFromInline let fragmentRing: NetRing
     @usableFromInline unowned(unsafe) let verifier: NetRingVerifier?
+    @usableFromInline unowned(unsafe) let stored: DriverIndices
 
     @inlinable init(_ rings: NetRingCollection) {
         packetRing = rings.packetRing
         fragmentRing = rings.fragmentRing
         verifier = rings.verifier
+        stored = rings.stored
     }
 
     @inlinable func ring(_ type: NetRingType) -> NetRing {
@@ -198,6 +217,36 @@ public struct NetRingPair {
         case .begin: ring.storeBeginIndex(index)
         case .next: ring.storeNextIndex(index)
         }
+        stored.record(type, target, index)
+    }
+}
+
+/// The driver side's own copies of the indices it writes, kept in its process.
+public final class DriverIndices {
+    public internal(set) var packetBegin: UInt32
+    public internal(set) var packetNext: UInt32
+    public internal(set) var fragmentBegin: UInt32
+    public internal(set) var fragmentNext: UInt32
+
+    init(packetRing: NetRing, fragmentRing: NetRing) {
+        packetBegin = packetRing.loadBeginIndex()
+        packetNext = packetRing.loadNextIndex()
+        fragmentBegin = fragmentRing.loadBeginIndex()
+        fragmentNext = fragmentRing.loadNextIndex()
+    }
+
+    @usableFromInline func record(_ type: NetRingType, _ target: NetRingIndex, _ index: UInt32) {
+        switch (type, target) {
+        case (.packet, .begin): packetBegin = index
+        case (.packet, .next): packetNext = index
+        case (.fragment, .begin): fragmentBegin = index
+        case (.fragment, .next): fragmentNext = index
+        }
+    }
+
+    /// `BeginIndex` and `NextIndex` of the ring of `type`.
+    public func indices(_ type: NetRingType) -> (begin: UInt32, next: UInt32) {
+        type == .packet ? (packetBegin, packetNext) : (fragmentBegin, fragmentNext)
     }
 }
 

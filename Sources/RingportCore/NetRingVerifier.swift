@@ -135,10 +135,11 @@ public final class NetRingVerifier {
         }
         let newEnd = s.ring.loadEndIndex()
         if s.ring.rangeCount(from: s.begin, to: newEnd) < s.ring.rangeCount(from: s.begin, to: s.end) {
+            // EndIndex on BeginIndex: the OS gave out all N elements (the gap ignored); else it moved back.
             found =
                 found
                 ?? NetRingViolation(
-                    .osMovedEndBackward,
+                    newEnd == s.begin ? .osOverfilledRing : .osMovedEndBackward,
                     ring: s.type,
                     index: newEnd,
                     "EndIndex went from \(s.end) to \(newEnd) with BeginIndex \(s.begin)"
@@ -355,6 +356,17 @@ public final class NetRingVerifier {
         case .packet:
             let a = PacketFields(now)
             let b = PacketFields(was)
+            if s.ring.flags.contains(.receive) {
+                // §1.10: a frame the driver drops comes back with Ignore, no buffer, nothing else changed.
+                guard a.ignore, a.withoutFlags != b.withoutFlags else { return nil }
+                return .init(
+                    .driverAttachedResourcesToIgnoredPacket,
+                    ring: .packet,
+                    index: i,
+                    "ignored receive packet returned with fragments [\(a.fragmentIndex), +\(a.fragmentCount)) "
+                        + "or other fields changed"
+                )
+            }
             guard s.ring.flags.contains(.transmit) else { return nil }
             if a.ignore != b.ignore {
                 return .init(.driverChangedIgnore, ring: .packet, index: i, "Ignore changed on a transmit packet")
@@ -401,6 +413,12 @@ struct PacketFields: Equatable {
     var withoutScratch: PacketFields {
         var copy = self
         copy.flags &= ~NetPacket.scratchBit
+        return copy
+    }
+    /// Everything but `Ignore` and `Scratch`.
+    var withoutFlags: PacketFields {
+        var copy = self
+        copy.flags &= ~(NetPacket.scratchBit | NetPacket.ignoreBit)
         return copy
     }
 }

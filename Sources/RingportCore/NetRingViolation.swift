@@ -31,6 +31,9 @@ public enum NetRingRule: String, Sendable, CaseIterable {
     case osPacketFragmentsOutsideRange
     /// A returned receive packet names fragments outside the returned range, out of order, or none.
     case driverReturnedInvalidReceivePacket
+    /// The driver returned a receive packet with `Ignore` and a buffer attached (`FragmentCount` not 0) or
+    /// another field changed (REFERENCE.md §1.10).
+    case driverAttachedResourcesToIgnoredPacket
 }
 
 /// Which ring of a queue's collection (`NET_RING_TYPE`).

@@ -129,14 +129,17 @@ public struct OSRingQueue {
         var count = 0
         while i != packetBegin {
             let p = packet(at: i)
-            if !p.ignore {
-                let first = p.fragmentIndex
-                let n = UInt32(p.fragmentCount)
-                let available = fragmentRing.rangeCount(from: next, to: fragmentBegin)
-                guard n >= 1, first < fragmentRing.numberOfElements,
-                    fragmentRing.rangeCount(from: next, to: first) < available,
-                    n <= available - fragmentRing.rangeCount(from: next, to: first)
-                else {
+            // Each field is loaded once: the driver may be writing the element (it should not, but may).
+            let ignored = p.ignore
+            let first = p.fragmentIndex
+            let n = UInt32(p.fragmentCount)
+            let available = fragmentRing.rangeCount(from: next, to: fragmentBegin)
+            let named =
+                n >= 1 && first < fragmentRing.numberOfElements
+                && fragmentRing.rangeCount(from: next, to: first) < available
+                && n <= available - fragmentRing.rangeCount(from: next, to: first)
+            if !ignored {
+                guard named else {
                     throw NetRingViolation(
                         .driverReturnedInvalidReceivePacket,
                         ring: .packet,
@@ -145,6 +148,10 @@ public struct OSRingQueue {
                     )
                 }
                 body(p, NetPacketFragments(ring: fragmentRing, first: first, count: n))
+                next = fragmentRing.advance(first, by: Int32(n))
+            } else if named {
+                // An ignored packet must carry no buffer (§1.10; checked mode reports it). Unchecked, buffers
+                // it names anyway are taken back with it, never indicated, so none is lost.
                 next = fragmentRing.advance(first, by: Int32(n))
             }
             i = packetRing.increment(i)

@@ -7,6 +7,8 @@ import RingportSystem
 final class Connection {
     let socket: ControlSocket
     var binding: UInt64?
+    /// The protocol asked to close this binding; `closed` goes out once the data thread let go of it.
+    var closingBinding: UInt64?
     init(_ socket: consuming ControlSocket) { self.socket = socket }
 }
 
@@ -39,6 +41,15 @@ struct ControlPlane {
             let disconnect = miniport.toDisconnect.withLock { list in
                 defer { list.removeAll() }
                 return list
+            }
+            let removed = miniport.removed.withLock { list in
+                defer { list.removeAll() }
+                return list
+            }
+            for (i, connection) in connections.enumerated()
+            where connection.closingBinding.map(removed.contains) == true {
+                try? connection.socket.send(.closed(status: .success))
+                closed.append(i)
             }
             for (i, connection) in connections.enumerated() where connection.binding.map(disconnect.contains) == true {
                 closed.append(i)
@@ -103,12 +114,16 @@ struct ControlPlane {
             }
             return open(connection, requested: requested, processID: pid)
         case .close:
-            if let id = connection.binding {
-                connection.binding = nil
-                miniport.enqueue(.remove(id, protocolAlive: true))
+            guard let id = connection.binding else {
+                try? connection.socket.send(.closed(status: .success))
+                return false
             }
-            try? connection.socket.send(.closed(status: .success))
-            return false
+            // NdisCloseAdapter completes only when the miniport holds nothing of the binding any more: the
+            // answer waits for the data thread's removal (which cancels and returns everything first).
+            connection.binding = nil
+            connection.closingBinding = id
+            miniport.enqueue(.remove(id, protocolAlive: true))
+            return true
         case .queryStatistics:
             let statistics = miniport.statistics.withLock { $0 }
             try? connection.socket.send(.statistics(statistics))

@@ -51,15 +51,19 @@ struct DataPlane {
                     do {
                         work += try context.turn(binding, budget: miniport.options.budget)
                     } catch {
-                        miniport.logger.error("binding \(binding.id) broke the ring contract: \(error); closing it")
-                        remove(binding.id, protocolAlive: true)
-                        miniport.toDisconnect.withLock { $0.append(binding.id) }
-                        miniport.wakeControlPlane()
+                        context.reportViolation(binding.id, error)
                     }
                 }
                 start &+= 1
             }
             let driverBusy = context.driver.poll(context: context)
+            // A ring-style driver may have used receive queues in poll: record its own index stores.
+            if context.ringDriver != nil {
+                for binding in context.bindings {
+                    binding.indexGuard.capture(transmit: binding.rings, receive: binding.receive)
+                }
+            }
+            closeViolators()
             publishStatistics(force: false)
             if work > 0 || driverBusy || !commands.isEmpty {
                 idle = 0
@@ -92,6 +96,22 @@ struct DataPlane {
         }
     }
 
+    /// Closes every binding that broke the contract this turn, naming the rule; its protocol sees the socket
+    /// close (the library then completes locally what the miniport could not return).
+    mutating func closeViolators() {
+        guard !context.violations.isEmpty else { return }
+        let found = context.violations
+        context.violations.removeAll()
+        for (id, violation) in found where context.binding(id) != nil {
+            miniport.logger.error("binding \(id) broke the ring contract: \(violation); closing it")
+            totals.bindingsViolated += 1
+            remove(id, protocolAlive: true)
+            miniport.toDisconnect.withLock { $0.append(id) }
+        }
+        miniport.wakeControlPlane()
+        publishStatistics(force: true)
+    }
+
     mutating func apply(_ command: Command) {
         switch command {
         case .add(let resources):
@@ -101,6 +121,11 @@ struct DataPlane {
         case .remove(let id, let alive):
             remove(id, protocolAlive: alive)
             if !alive { totals.bindingsReclaimed += 1 }
+            // The protocol asked to close: it is answered only now that nothing here touches the binding.
+            if alive {
+                miniport.removed.withLock { $0.append(id) }
+                miniport.wakeControlPlane()
+            }
         }
         publishStatistics(force: true)
     }
@@ -136,6 +161,7 @@ struct DataPlane {
         s.packetsFailed = removedFailed + context.bindings.reduce(0) { $0 + $1.failed }
         s.packetsOutstanding = UInt64(context.bindings.reduce(0) { $0 + max(0, $1.outstanding) })
         s.verificationErrors = context.verificationErrors
+        s.completionsRefused = context.refusedCompletions
         s.packetsReceived = removedReceived + context.bindings.reduce(0) { $0 + $1.received }
         s.packetsDropped = removedDropped + context.bindings.reduce(0) { $0 + $1.dropped }
         for binding in context.bindings {

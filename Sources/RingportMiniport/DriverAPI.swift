@@ -18,7 +18,8 @@ public protocol MiniportDriver: AnyObject {
     /// A binding was opened.
     func bindingOpened(_ binding: UInt64, context: MiniportContext)
     /// The binding is going away (closed, its protocol died, or the miniport stops): forget every packet of
-    /// it. With `completing` the framework completes what the driver still holds with `CLOSING`.
+    /// it. Do not complete them: after this call the framework completes what the driver still holds with
+    /// `CLOSING` (if the protocol is still there to see it), and refuses a later `sendComplete` of any of them.
     func bindingClosing(_ binding: UInt64, context: MiniportContext)
     /// Called on every turn of the data-plane loop: finish deferred work (complete packets, signal
     /// resources). Returns whether deferred work remains (the miniport then stays awake).
@@ -56,8 +57,9 @@ public protocol SendHandler: NDISDriver {
 
 /// A NetAdapterCx style driver: advances each binding's transmit queue with the net-ring iterators itself.
 public protocol RingDriver: MiniportDriver {
-    /// `EvtPacketQueueAdvance`.
-    func advance(_ queue: TransmitQueue, context: MiniportContext)
+    /// `EvtPacketQueueAdvance`. A ring violation the driver's iterators report (checked mode) is thrown on:
+    /// the framework then closes the binding, naming the rule.
+    func advance(_ queue: TransmitQueue, context: MiniportContext) throws(NetRingViolation)
 }
 
 /// A binding's transmit queue as a ring-style driver sees it.

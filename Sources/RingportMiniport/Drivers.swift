@@ -87,7 +87,7 @@ public final class NullDriver: RingDriver {
 
     public func bindingClosing(_ binding: UInt64, context: MiniportContext) { checker.next[binding] = nil }
 
-    public func advance(_ queue: TransmitQueue, context: MiniportContext) {
+    public func advance(_ queue: TransmitQueue, context: MiniportContext) throws(NetRingViolation) {
         let rings = queue.rings
         var post = rings.postPackets()
         guard post.hasAny else { return }
@@ -126,16 +126,13 @@ public final class NullDriver: RingDriver {
             count += 1
             post.advance()
         }
-        do {
-            try post.set()
-            try rings.setFragmentNextIndex(to: fragmentEnd)
-            try rings.setFragmentBeginIndex(to: fragmentEnd)
-            var all = rings.drainPackets()
-            all.advanceToTheEnd()
-            try all.set()
-        } catch {
-            context.log("null driver: \(error)")
-        }
+        // A broken ring is the framework's to handle: it closes the binding (logging it once).
+        try post.set()
+        try rings.setFragmentNextIndex(to: fragmentEnd)
+        try rings.setFragmentBeginIndex(to: fragmentEnd)
+        var all = rings.drainPackets()
+        all.advanceToTheEnd()
+        try all.set()
         context.recordSent(binding: queue.binding, packets: count, bytes: bytes)
     }
 }

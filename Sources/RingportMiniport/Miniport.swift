@@ -79,6 +79,8 @@ public final class Miniport: @unchecked Sendable {
     let dataPlaneDone = ManagedAtomic<Bool>(false)
     let commands = Mutex<[Command]>([])
     let toDisconnect = Mutex<[UInt64]>([])
+    /// Bindings the data thread removed at their protocol's request: the control thread answers `closed`.
+    let removed = Mutex<[UInt64]>([])
     let statistics = Mutex(AdapterStatistics())
     let bindingCount = ManagedAtomic<Int>(0)
     /// A process-local word the data thread also waits on: commands and stop ring it.

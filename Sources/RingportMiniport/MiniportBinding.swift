@@ -36,12 +36,16 @@ final class MiniportBinding {
     /// The fragment-ring index after the packet's fragments: where `BeginIndex` goes once it is returned.
     @exclusivity(unchecked) var slotFragmentEnd: [UInt32]
     @exclusivity(unchecked) var slotBytes: [UInt32]
+    /// The descriptor each pending slot carries, as loaded (once) when it was posted; -1 for none.
+    @exclusivity(unchecked) var slotDescriptor: [Int32]
     /// A serialized driver answered `RESOURCES`: resubmit after the next completion or resources-available.
     var blocked = false
     var packets: UInt64 = 0
     var bytes: UInt64 = 0
     var failed: UInt64 = 0
     var outstanding = 0
+    /// The indices the framework last stored and accepted, checked at every turn.
+    var indexGuard = BindingIndexGuard()
 
     init(_ resources: BindingResources, checked: Bool) {
         id = resources.id
@@ -62,6 +66,7 @@ final class MiniportBinding {
         slotRound = Array(repeating: 0, count: n)
         slotFragmentEnd = Array(repeating: 0, count: n)
         slotBytes = Array(repeating: 0, count: n)
+        slotDescriptor = Array(repeating: -1, count: n)
     }
 
     /// Whether the protocol published packets not yet given to the driver.

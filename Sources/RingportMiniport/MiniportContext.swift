@@ -16,12 +16,16 @@ public final class MiniportContext {
     @exclusivity(unchecked) var batch: [MiniportPacket] = []
     @exclusivity(unchecked) var statuses: [NDISStatus] = []
     var verificationErrors: UInt64 = 0
-    var unknownCompletions: UInt64 = 0
-    var log: (String) -> Void
+    /// Send-completes refused: the packet was not pending (completed twice, stale, or its binding closed).
+    var refusedCompletions: UInt64 = 0
+    /// Bindings that broke the contract and await closing by the data plane.
+    var violations: [(binding: UInt64, violation: NetRingViolation)] = []
+    let emit: (String) -> Void
+    var limiter = LogLimiter()
 
     init(driver: any MiniportDriver, log: @escaping (String) -> Void) {
         self.driver = driver
-        self.log = log
+        self.emit = log
         ringDriver = driver as? any RingDriver
         arrayDriver = driver as? any SendPacketsHandler
         singleDriver = driver as? any SendHandler
@@ -40,7 +44,10 @@ public final class MiniportContext {
     /// pending: completed twice, or its binding is gone.
     public func sendComplete(_ packet: MiniportPacket, status: NDISStatus) {
         guard let binding = binding(packet.binding), let slot = pendingSlot(binding, packet) else {
-            unknownCompletions += 1
+            refusedCompletions += 1
+            log(
+                "refused a send-complete of descriptor \(packet.descriptor) on binding \(packet.binding): "
+                    + "it is not pending (completed twice, stale, or its binding is closed)")
             return
         }
         complete(binding, slot: slot, descriptor: packet.descriptor, status: status)
@@ -102,10 +109,10 @@ public final class MiniportContext {
     /// the receiver's next posted buffer and returns it as a received packet, through the receive queue's
     /// iterators (drain then post, one buffer per packet). Exactly one copy between two protocols.
     public func indicateReceive(_ packet: MiniportPacket, to receiver: UInt64) -> Delivery {
-        let fits: Int?? = withPacket(packet) { view -> Int? in view.totalLength }
-        guard let length = fits ?? nil else { return .unfit }
-        return deliver(to: receiver, length: length) { destination in
-            _ = withPacket(packet) { view in
+        // One view: its fragment ranges were checked once and are the ones copied (the sender may rewrite
+        // its ring meanwhile, never the copy's bounds).
+        let delivery = withPacket(packet) { view in
+            deliver(to: receiver, length: view.totalLength) { destination in
                 var at = 0
                 for i in 0..<view.fragmentCount {
                     view.withFragmentBytes(i) { source in
@@ -116,15 +123,31 @@ public final class MiniportContext {
                 }
             }
         }
+        return delivery ?? .unfit
     }
 
     /// Fills the receiver's next posted buffer with `length` bytes written by `fill`, and returns it with a
     /// packet (drain then post, one buffer per packet), through the receive queue's iterators.
     func deliver(to receiver: UInt64, length: Int, _ fill: (UnsafeMutableRawBufferPointer) -> Void) -> Delivery {
-        guard let destination = binding(receiver) else { return .unknownBinding }
+        guard let destination = binding(receiver),
+            !violations.contains(where: { $0.binding == receiver })
+        else { return .unknownBinding }
         let rx = destination.receive
         var buffers = rx.postFragments()
         var slots = rx.allPackets()
+        do {
+            // The snapshots the iterators took are the ones checked and used (no second load).
+            try rx.checkpoint()
+            try Self.expectOwn(buffers.index, rx.stored.fragmentNext, .fragment)
+            try Self.expectOwn(slots.index, rx.stored.packetBegin, .packet)
+            try destination.indexGuard.receiveFragments.accept(
+                end: buffers.end, rx.fragmentRing, .fragment, begin: rx.stored.fragmentBegin)
+            try destination.indexGuard.receivePackets.accept(
+                end: slots.end, rx.packetRing, .packet, begin: rx.stored.packetBegin)
+        } catch {
+            reportViolation(receiver, error)
+            return .unknownBinding
+        }
         guard buffers.hasAny, slots.hasAny else { return .noBuffer }
         let buffer = buffers.fragment
         let data = destination.regions.data
@@ -150,8 +173,8 @@ public final class MiniportContext {
             try drain.set()  // ... and returned (BeginIndex), fragments before packets
             try slots.set()
         } catch {
-            log("binding \(receiver): receive: \(error)")
-            return .unfit
+            reportViolation(receiver, error)
+            return .unknownBinding
         }
         destination.received &+= 1
         destination.regions.control.protocolWake.wakeIfNeeded()
@@ -176,7 +199,18 @@ public final class MiniportContext {
         binding.bytes &+= UInt64(bytes)
     }
 
+    /// Logs a line, at most a burst per second (a peer must not be able to flood the log).
+    public func log(_ line: String) {
+        if limiter.admit(emit) { emit(line) }
+    }
+
     // MARK: The framework
+
+    /// Marks a binding as having broken the contract; the data plane closes it after this turn.
+    func reportViolation(_ binding: UInt64, _ violation: NetRingViolation) {
+        guard !violations.contains(where: { $0.binding == binding }) else { return }
+        violations.append((binding, violation))
+    }
 
     func binding(_ id: UInt64) -> MiniportBinding? { bindingIndex[id].map { bindings[$0] } }
 
@@ -215,35 +249,37 @@ public final class MiniportContext {
     }
 
     /// Tx cancel: completes every packet still owned with `CLOSING` (keeping statuses already given) and
-    /// returns all of them, posted or not.
+    /// returns all of them, posted or not. The indices are stored directly: the binding is going away, and
+    /// one that broke the contract must still get back what it gave (up to the last `EndIndex` accepted).
     func cancelAll(_ binding: MiniportBinding) {
-        var all = binding.rings.allPackets()
-        var fragmentEnd = binding.rings.fragmentRing.loadBeginIndex()
-        while all.hasAny {
-            let slot = all.index
-            let element = all.packet
-            if binding.slotState[Int(slot)] != .completed && !element.ignore,
-                binding.regions.descriptors.contains(element.descriptor)
-            {
-                binding.regions.descriptors[Int(element.descriptor)].status = .closing
+        let rings = binding.rings
+        let packetEnd = binding.indexGuard.transmitPackets.acceptIfGrown(
+            rings.packetRing, begin: rings.stored.packetBegin)
+        let fragmentEnd = binding.indexGuard.transmitFragments.acceptIfGrown(
+            rings.fragmentRing, begin: rings.stored.fragmentBegin)
+        var slot = rings.stored.packetBegin
+        while slot != packetEnd {
+            // A pending slot's descriptor as recorded at post (the protocol may have rewritten the element); a
+            // slot not yet posted has its element's, loaded once and checked. Completed ones keep their status.
+            var descriptor: Int32 = -1
+            switch binding.slotState[Int(slot)] {
+            case .pending: descriptor = binding.slotDescriptor[Int(slot)]
+            case .completed: break
+            case .idle:
+                let element = rings.packet(at: slot)
+                let index = element.descriptor
+                if !element.ignore, binding.regions.descriptors.contains(index) { descriptor = Int32(index) }
             }
+            if descriptor >= 0 { binding.regions.descriptors[Int(descriptor)].status = .closing }
             binding.slotState[Int(slot)] = .idle
             binding.slotRound[Int(slot)] &+= 1
-            all.advance()
+            slot = rings.packetRing.increment(slot)
         }
-        var fragments = binding.rings.allFragments()
-        fragments.advanceToTheEnd()
-        fragmentEnd = fragments.index
-        do {
-            var post = binding.rings.postPackets()
-            post.advanceToTheEnd()
-            try post.set()
-            try binding.rings.setFragmentNextIndex(to: fragmentEnd)
-            try fragments.set()
-            try all.set()
-        } catch {
-            log("binding \(binding.id): cancel: \(error)")
-        }
+        // Release stores, fragments before packets: the protocol reclaims what BeginIndex passed.
+        rings.packetRing.storeNextIndex(packetEnd)
+        rings.fragmentRing.storeNextIndex(fragmentEnd)
+        rings.fragmentRing.storeBeginIndex(fragmentEnd)
+        rings.packetRing.storeBeginIndex(packetEnd)
         binding.outstanding = 0
         cancelReceive(binding)
         binding.regions.control.protocolWake.wakeIfNeeded()
@@ -252,33 +288,36 @@ public final class MiniportContext {
     /// Rx cancel: every packet slot goes back with `Ignore`, and every buffer goes back unfilled.
     func cancelReceive(_ binding: MiniportBinding) {
         let rx = binding.receive
-        var packets = rx.allPackets()
-        while packets.hasAny {
-            packets.packet.ignore = true
-            packets.advance()
+        let packetEnd = binding.indexGuard.receivePackets.acceptIfGrown(rx.packetRing, begin: rx.stored.packetBegin)
+        let fragmentEnd = binding.indexGuard.receiveFragments.acceptIfGrown(
+            rx.fragmentRing, begin: rx.stored.fragmentBegin)
+        var slot = rx.stored.packetBegin
+        while slot != packetEnd {
+            rx.packet(at: slot).ignore = true
+            slot = rx.packetRing.increment(slot)
         }
-        var buffers = rx.allFragments()
-        buffers.advanceToTheEnd()
-        do {
-            var post = rx.postFragments()
-            post.advanceToTheEnd()
-            try post.set()
-            try buffers.set()
-            try packets.set()
-        } catch {
-            log("binding \(binding.id): receive cancel: \(error)")
-        }
+        rx.fragmentRing.storeNextIndex(fragmentEnd)
+        rx.fragmentRing.storeBeginIndex(fragmentEnd)
+        rx.packetRing.storeBeginIndex(packetEnd)
     }
 
     /// One turn over a binding's transmit queue: post (hand packets to the driver), then drain (return the
     /// completed prefix in ring order). Returns how many packets moved.
     func turn(_ binding: MiniportBinding, budget: Int) throws(NetRingViolation) -> Int {
+        // Before the driver sees anything: the protocol left the driver's indices alone and only grew EndIndex.
+        try binding.indexGuard.verify(transmit: binding.rings, receive: binding.receive)
+        if binding.rings.isChecked {
+            try binding.rings.verifyNow()
+            try binding.receive.verifyNow()
+        }
         var work = 0
         if let ring = ringDriver {
-            let before = binding.regions.transmitPacketRing.loadBeginIndex()
-            ring.advance(
+            let before = binding.rings.stored.packetBegin
+            try ring.advance(
                 TransmitQueue(binding: binding.id, rings: binding.rings, regions: binding.regions), context: self)
-            let after = binding.regions.transmitPacketRing.loadBeginIndex()
+            try binding.rings.checkpoint()
+            binding.indexGuard.capture(transmit: binding.rings, receive: binding.receive)
+            let after = binding.rings.stored.packetBegin
             work = Int(binding.regions.transmitPacketRing.rangeCount(from: before, to: after))
         } else {
             if !binding.blocked { work += try post(binding, budget: budget) }
@@ -291,12 +330,21 @@ public final class MiniportContext {
     func post(_ binding: MiniportBinding, budget: Int) throws(NetRingViolation) -> Int {
         let rings = binding.rings
         var post = rings.postPackets()
-        guard post.hasAny else { return 0 }
         let packetRing = rings.packetRing
         let fragmentRing = rings.fragmentRing
-        let ownedFragmentBegin = fragmentRing.loadBeginIndex()
-        let ownedFragmentEnd = fragmentRing.loadEndIndex()
-        var fragmentEnd = fragmentRing.loadNextIndex()
+        let ownedFragments = rings.allFragments()
+        // Checked before any element goes to the driver: checked mode's findings, then the snapshots themselves
+        // (EndIndex may have moved since the turn's check; the iterators' copies are what is used).
+        try rings.checkpoint()
+        try Self.expectOwn(post.index, rings.stored.packetNext, .packet)
+        try Self.expectOwn(ownedFragments.index, rings.stored.fragmentBegin, .fragment)
+        try binding.indexGuard.transmitPackets.accept(
+            end: post.end, packetRing, .packet, begin: rings.stored.packetBegin)
+        try binding.indexGuard.transmitFragments.accept(
+            end: ownedFragments.end, fragmentRing, .fragment, begin: rings.stored.fragmentBegin)
+        guard post.hasAny else { return 0 }
+        let ownedFragmentEnd = ownedFragments.end
+        var fragmentEnd = rings.stored.fragmentNext
         var moved = 0
         while post.hasAny && moved < budget {
             // Scan up to maxSendPackets packets; ignored and malformed ones complete at once.
@@ -306,24 +354,33 @@ public final class MiniportContext {
             while scan.hasAny && batch.count < maxSendPackets {
                 let element = scan.packet
                 let slot = Int(element.index)
+                guard binding.slotState[slot] == .idle else {
+                    throw NetRingViolation(
+                        .osWroteDriverIndex, ring: .packet, index: element.index,
+                        "slot \(slot) is posted again while the driver holds it")
+                }
                 binding.slotRound[slot] &+= 1
                 binding.slotState[slot] = .pending
                 binding.outstanding += 1
                 binding.slotBytes[slot] = 0
-                if !element.ignore, let end = validate(element, binding, ownedFragmentBegin, ownedFragmentEnd) {
+                // Loaded once: the framework uses only these copies from here to the packet's return.
+                let ignore = element.ignore
+                let descriptor = element.descriptor
+                let known = binding.regions.descriptors.contains(descriptor)
+                binding.slotDescriptor[slot] = !ignore && known ? Int32(descriptor) : -1
+                if !ignore, known, let end = try validate(element, binding, lastFragmentEnd, ownedFragmentEnd) {
                     lastFragmentEnd = end
                     batch.append(
                         MiniportPacket(
                             binding: binding.id,
                             slot: element.index,
                             round: binding.slotRound[slot],
-                            descriptor: Int(element.descriptor)
+                            descriptor: Int(descriptor)
                         )
                     )
                 } else {
-                    let known = !element.ignore && binding.regions.descriptors.contains(element.descriptor)
                     complete(
-                        binding, slot: element.index, descriptor: known ? Int(element.descriptor) : nil,
+                        binding, slot: element.index, descriptor: !ignore && known ? Int(descriptor) : nil,
                         status: .invalidPacket)
                 }
                 binding.slotFragmentEnd[slot] = lastFragmentEnd
@@ -356,16 +413,24 @@ public final class MiniportContext {
         return moved
     }
 
-    /// Checks a posted packet's descriptor and fragments against the binding; returns the fragment-ring
-    /// index after its fragments, or nil if it is malformed.
-    func validate(_ element: NetPacket, _ binding: MiniportBinding, _ begin: UInt32, _ end: UInt32) -> UInt32? {
-        guard binding.regions.descriptors.contains(element.descriptor) else { return nil }
+    /// Checks a posted packet's fragments; returns the fragment-ring index after them, or nil if one does not
+    /// fit the data area (`INVALID_PACKET`). Fragments the driver does not own, or that an earlier packet
+    /// named (`begin` is where the previous packet's fragments ended), break the ring contract
+    /// (`osPacketFragmentsOutsideRange`): the binding is closed.
+    func validate(_ element: NetPacket, _ binding: MiniportBinding, _ begin: UInt32, _ end: UInt32)
+        throws(NetRingViolation) -> UInt32?
+    {
         let ring = binding.rings.fragmentRing
+        // Each field loaded once: the protocol may rewrite the element while we look.
         let count = UInt32(element.fragmentCount)
         let first = element.fragmentIndex & ring.elementIndexMask
         let owned = ring.rangeCount(from: begin, to: end)
         let offset = ring.rangeCount(from: begin, to: first)
-        guard count >= 1, offset < owned, count <= owned - offset else { return nil }
+        guard count >= 1, offset < owned, count <= owned - offset else {
+            throw NetRingViolation(
+                .osPacketFragmentsOutsideRange, ring: .packet, index: element.index,
+                "fragments [\(first), +\(count)) are not within the driver's [\(begin), \(end))")
+        }
         var index = first
         var bytes = 0
         for _ in 0..<count {
@@ -375,6 +440,15 @@ public final class MiniportContext {
         }
         binding.slotBytes[Int(element.index)] = UInt32(clamping: bytes)
         return index
+    }
+
+    /// An iterator made from the shared copy of a driver index must start where the driver side left it.
+    static func expectOwn(_ shared: UInt32, _ own: UInt32, _ type: NetRingType) throws(NetRingViolation) {
+        guard shared == own else {
+            throw NetRingViolation(
+                .osWroteDriverIndex, ring: type, index: shared,
+                "a driver index is \(shared), the driver side set \(own)")
+        }
     }
 
     /// Gives the batch to the driver; returns how many it accepted.
@@ -412,6 +486,8 @@ public final class MiniportContext {
     /// Returns the completed prefix of the drain section, fragments first, then packets.
     func drain(_ binding: MiniportBinding) throws(NetRingViolation) -> Int {
         var drain = binding.rings.drainPackets()
+        try Self.expectOwn(drain.index, binding.rings.stored.packetBegin, .packet)
+        try Self.expectOwn(drain.end, binding.rings.stored.packetNext, .packet)
         var fragmentBegin: UInt32?
         var count = 0
         while drain.hasAny && binding.slotState[Int(drain.index)] == .completed {

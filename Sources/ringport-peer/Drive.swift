@@ -17,6 +17,8 @@ struct Drive: ParsableCommand {
     @Option(help: "Pin to this CPU.") var cpu: Int?
     @Option(help: "Spins before yielding the CPU when idle.") var spins = 256
     @Option(help: "Exit when this process id is no longer our parent.") var parent: Int32?
+    @Option(help: "Sleep this many microseconds after each Advance that moved packets (a slow driver).")
+    var stallMicroseconds = 0
     @Flag(help: "Run the bare-ring benchmark's driver loop (one fragment per packet, no payload).")
     var bench = false
 
@@ -49,7 +51,7 @@ struct Drive: ParsableCommand {
             return
         }
         do {
-            try driver.run(timeoutSeconds: timeout, spins: spins)
+            try driver.run(timeoutSeconds: timeout, spins: spins, stallMicroseconds: stallMicroseconds)
         } catch {
             FileHandleStderr.write("ringport-peer drive: \(error)\n")
             throw ExitCode(1)

@@ -17,7 +17,8 @@ struct Stat: ParsableCommand {
             "bindings=\(s.bindings) opened=\(s.bindingsOpened) reclaimed=\(s.bindingsReclaimed) "
                 + "packets=\(s.packetsSent) bytes=\(s.bytesSent) failed=\(s.packetsFailed) "
                 + "outstanding=\(s.packetsOutstanding) received=\(s.packetsReceived) dropped=\(s.packetsDropped) "
-                + "verification_errors=\(s.verificationErrors)"
+                + "verification_errors=\(s.verificationErrors) refused_completions=\(s.completionsRefused) "
+                + "violations=\(s.bindingsViolated)"
         )
     }
 }

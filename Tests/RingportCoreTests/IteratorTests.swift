@@ -221,10 +221,13 @@ import Testing
         var fragments = rings.drainFragments()
         var packets = rings.allPackets()
         for k in 0..<4 {
-            packets.packet.fragmentIndex = fragments.index
-            packets.packet.fragmentCount = 1
-            packets.packet.ignore = k % 2 == 1  // a bad frame: dropped
-            fragments.advance()
+            if k % 2 == 1 {
+                packets.packet.ignore = true  // a bad frame: dropped, with no buffer attached (§1.10)
+            } else {
+                packets.packet.fragmentIndex = fragments.index
+                packets.packet.fragmentCount = 1
+                fragments.advance()
+            }
             packets.advance()
         }
         try fragments.set()

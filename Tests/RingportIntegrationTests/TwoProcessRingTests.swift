@@ -20,7 +20,8 @@ import Testing
         _ plan: TransferPlan,
         geometry: TransferGeometry = TransferGeometry(packetRingSize: 16, fragmentRingSize: 64, chunkSize: 128),
         fault: TransferFault? = nil,
-        timeoutSeconds: Double = 240
+        timeoutSeconds: Double = 240,
+        driverArguments: [String] = []
     ) throws -> Outcome {
         let segment = try SharedSegment.create(prefix: "ringport-test-", layout: geometry.layout)
         let name = segment.name
@@ -32,7 +33,7 @@ import Testing
                 "\(plan.maxFragments)", "--max-fragment-bytes", "\(plan.maxFragmentBytes)", "--seed", "\(plan.seed)",
                 "--chunk-size", "\(geometry.chunkSize)", "--timeout", "\(timeoutSeconds)",
                 "--parent", "\(getpid())", "--checked", "true",
-            ]
+            ] + driverArguments
         )
         defer { driver.stop() }
         var os = TransferOS(plan: plan, rings: rings, checked: true)
@@ -61,6 +62,26 @@ import Testing
         #expect(outcome.driverOutput.hasPrefix("ok packets=1000000 "), "\(outcome.driverOutput)")
         // 1,000,000 packets through a 16-element packet ring: it wrapped 62,500 times.
         #expect(!FileManager.default.fileExists(atPath: "/dev/shm" + outcome.segmentName))
+    }
+
+    /// D12: the timeout bounds a wait with no progress, not the whole transfer. A driver that stalls 5 ms after
+    /// every Advance keeps returning packets for at least 3 s (9,000 packets, at most 15 per stall); with a 2 s
+    /// timeout neither side may give up. Before the fix both did, as in the "hang": the OS with a full ring
+    /// outstanding, then the driver after the OS's last packet.
+    @Test func theTimeoutBoundsTimeWithoutProgressNotTheWholeTransfer() throws {
+        let plan = TransferPlan(packets: 9_000, seed: 12, batch: 8)
+        let start = ProcessControl.monotonicNanoseconds()
+        let outcome = try transfer(
+            plan,
+            timeoutSeconds: 2,
+            driverArguments: ["--stall-microseconds", "5000"]
+        )
+        let seconds = Double(ProcessControl.monotonicNanoseconds() - start) / 1e9
+        #expect(outcome.osError == nil, "\(String(describing: outcome.osError))")
+        #expect(outcome.driverStatus == 0, "\(outcome.driverErrors)")
+        #expect(outcome.driverOutput.hasPrefix("ok packets=9000 "), "\(outcome.driverOutput)")
+        // At most 15 packets per 5 ms stall: the transfer outlasted its timeout, so the test proves something.
+        #expect(seconds > 2.5, "the transfer took only \(seconds) s")
     }
 
     @Test func theDriverReportsACorruptedPayloadByte() throws {

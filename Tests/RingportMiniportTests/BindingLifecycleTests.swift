@@ -159,7 +159,8 @@ import Testing
         }
         #expect(status == .badVersion)
         let wrongName = try ControlSocket.connect(path: miniport.directory.socketPath(adapter: miniport.adapter))
-        try wrongName.send(.open(version: 1, adapter: "other", requested: BindingConfiguration(), processID: 1))
+        try wrongName.send(
+            .open(version: ControlMessage.version, adapter: "other", requested: BindingConfiguration(), processID: 1))
         let answeredToo = wrongName.isReadable(waitingMilliseconds: 5000)
         #expect(answeredToo)
         guard case .message(.opened(let status2, _, _), _) = try wrongName.receive() else { return }
