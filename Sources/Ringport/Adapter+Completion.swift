@@ -164,32 +164,36 @@ extension Adapter {
     }
 
     /// Waits up to `seconds` for the miniport's `.closed` answer or the connection closing.
-    func waitForClosed(seconds: Double) {
+    /// Waits for the miniport's `closed` or the connection's end; false if neither came in time.
+    @discardableResult
+    func waitForClosed(seconds: Double) -> Bool {
         let deadline = ProcessControl.monotonicNanoseconds() + UInt64(seconds * 1e9)
         while true {
             let now = ProcessControl.monotonicNanoseconds()
-            guard now < deadline else { return }
+            guard now < deadline else { return false }
             let milliseconds = Int32(clamping: (deadline - now + 999_999) / 1_000_000)
-            guard socket.isReadable(waitingMilliseconds: milliseconds) else { return }
-            guard let received = try? socket.receive() else { return }
+            guard socket.isReadable(waitingMilliseconds: milliseconds) else { return false }
+            guard let received = try? socket.receive() else { return true }  // the connection broke
             switch consume received {
             case .message(.closed, let fd):
                 if fd >= 0 { Glibc.close(fd) }
-                return
+                return true
             case .message(_, let fd):
                 if fd >= 0 { Glibc.close(fd) }  // not the answer: keep waiting
-            case .closed: return
-            case .malformed: return
-            case .nothing: return
+            case .closed: return true
+            case .malformed: return true
+            case .nothing: continue
             }
         }
     }
 
     /// `NdisCloseAdapter`: new sends complete with `CLOSING`; waits (up to `timeoutSeconds`) until every
     /// outstanding send has completed, handing each to `handler`; then asks the miniport to close the binding
-    /// and waits (up to `max(1, timeoutSeconds)` more) until it has let go of it: when `close` returns, the
-    /// miniport no longer touches the segment. Throws if the sends did not all complete in time (they then
-    /// complete with `CLOSING`).
+    /// and waits (up to `max(1, timeoutSeconds)` more) until it has let go of it: when `close` returns
+    /// without throwing, the miniport no longer touches the segment. Throws `CLOSING` if the sends did not all
+    /// complete in time (the miniport then cancels them, and they complete with `CLOSING`), or if a living
+    /// miniport did not let go in time: then what it still holds stays its own, the binding stays closing,
+    /// and a later `close`, a poll, or the miniport's death completes the rest (never two owners).
     public func close(
         timeoutSeconds: Double = 10,
         _ handler: (consuming Packet, NDISStatus) -> Void = { _, _ in }
@@ -210,7 +214,13 @@ extension Adapter {
             // (`CLOSING`) and everything is back in the rings. Take that back first (real statuses), and only
             // then complete what is still missing here.
             try? socket.send(.close)
-            waitForClosed(seconds: max(1, timeoutSeconds))
+            guard waitForClosed(seconds: max(1, timeoutSeconds)) else {
+                // No answer and the miniport lives: what it still holds stays its own (handing it back now
+                // would make two owners). The binding stays closing; a later poll or close, or the
+                // miniport's death, completes the rest.
+                pollCompletions(handler)
+                throw .closing
+            }
             abandon(reason: "closed", reclaimingReturned: true)
         }
         pollCompletions(handler)

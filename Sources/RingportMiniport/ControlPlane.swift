@@ -114,6 +114,8 @@ struct ControlPlane {
             }
             return open(connection, requested: requested, processID: pid)
         case .close:
+            // Asked again while the first close is still being carried out: the one answer comes later.
+            if connection.closingBinding != nil { return true }
             guard let id = connection.binding else {
                 try? connection.socket.send(.closed(status: .success))
                 return false

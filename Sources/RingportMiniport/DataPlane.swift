@@ -57,11 +57,9 @@ struct DataPlane {
                 start &+= 1
             }
             let driverBusy = context.driver.poll(context: context)
-            // A ring-style driver may have used receive queues in poll: record its own index stores.
-            if context.ringDriver != nil {
-                for binding in context.bindings {
-                    binding.indexGuard.capture(transmit: binding.rings, receive: binding.receive)
-                }
+            // A driver may have used receive queues in poll: accept the EndIndex its iterators saw.
+            for binding in context.bindings {
+                binding.indexGuard.capture(transmit: binding.rings, receive: binding.receive)
             }
             closeViolators()
             publishStatistics(force: false)

@@ -293,7 +293,10 @@ public final class MiniportContext {
             rx.fragmentRing, begin: rx.stored.fragmentBegin)
         var slot = rx.stored.packetBegin
         while slot != packetEnd {
-            rx.packet(at: slot).ignore = true
+            // As the OS posted it (empty), with Ignore: an ignored packet carries nothing (§1.10).
+            let packet = rx.packet(at: slot)
+            packet.reset()
+            packet.ignore = true
             slot = rx.packetRing.increment(slot)
         }
         rx.fragmentRing.storeNextIndex(fragmentEnd)
