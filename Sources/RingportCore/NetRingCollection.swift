@@ -223,10 +223,11 @@ public struct NetRingPair {
 
 /// The driver side's own copies of the indices it writes, kept in its process.
 public final class DriverIndices {
-    public internal(set) var packetBegin: UInt32
-    public internal(set) var packetNext: UInt32
-    public internal(set) var fragmentBegin: UInt32
-    public internal(set) var fragmentNext: UInt32
+    // One thread (the driver side's) reads and writes these: no exclusivity checks on the hot path.
+    @exclusivity(unchecked) public internal(set) var packetBegin: UInt32
+    @exclusivity(unchecked) public internal(set) var packetNext: UInt32
+    @exclusivity(unchecked) public internal(set) var fragmentBegin: UInt32
+    @exclusivity(unchecked) public internal(set) var fragmentNext: UInt32
 
     init(packetRing: NetRing, fragmentRing: NetRing) {
         packetBegin = packetRing.loadBeginIndex()

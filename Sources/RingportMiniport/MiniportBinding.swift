@@ -45,7 +45,7 @@ final class MiniportBinding {
     var failed: UInt64 = 0
     var outstanding = 0
     /// The indices the framework last stored and accepted, checked at every turn.
-    var indexGuard = BindingIndexGuard()
+    @exclusivity(unchecked) var indexGuard = BindingIndexGuard()
 
     init(_ resources: BindingResources, checked: Bool) {
         id = resources.id

@@ -19,7 +19,7 @@ public final class MiniportContext {
     /// Send-completes refused: the packet was not pending (completed twice, stale, or its binding closed).
     var refusedCompletions: UInt64 = 0
     /// Bindings that broke the contract and await closing by the data plane.
-    var violations: [(binding: UInt64, violation: NetRingViolation)] = []
+    @exclusivity(unchecked) var violations: [(binding: UInt64, violation: NetRingViolation)] = []
     let emit: (String) -> Void
     var limiter = LogLimiter()
 

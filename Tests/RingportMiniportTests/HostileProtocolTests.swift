@@ -75,6 +75,10 @@ enum HostileProtocolRuns {
             }
             #expect(status == 0 && out.contains("closed after"), "\(label) \(attack): \(out) \(hostile.standardError)")
             if status == 0 { closed += 1 }
+            // Within a bounded time (the hostile reports how long the miniport took).
+            let milliseconds = out.split(separator: "\n").first { $0.hasPrefix("closed after ") }
+                .flatMap { Int($0.dropFirst("closed after ".count).prefix { $0.isNumber }) }
+            #expect((milliseconds ?? .max) < 1000, "\(label) \(attack): \(out)")
             // The miniport names the rule, for this binding.
             let binding = out.split(separator: "\n").first { $0.hasPrefix("binding ") } ?? "?"
             let report = "\(binding) broke the ring contract: \(rule.rawValue) "
