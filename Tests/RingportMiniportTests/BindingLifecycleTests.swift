@@ -9,19 +9,7 @@ import Testing
 /// Bindings opened, closed, and lost: protocol death, miniport death, shutdown, a second miniport, restart.
 @Suite struct BindingLifecycleTests {
     /// Sends `count` one-buffer packets; returns how many were sent.
-    static func send(_ adapter: Adapter, count: Int) throws {
-        var batch = PacketArray()
-        for sequence in 0..<count {
-            var packet = try adapter.allocatePacket()
-            let buffer = try adapter.allocateBuffer(length: 64)
-            buffer.withUnsafeMutableBytes {
-                PayloadPattern.fill($0, sequence: UInt64(sequence), totalLength: 64, start: 0)
-            }
-            packet.chainAtBack(buffer)
-            batch.append(packet)
-        }
-        adapter.send(batch)
-    }
+    static func send(_ adapter: Adapter, count: Int) throws { try sendSequence(adapter, count: count) }
 
     /// Collects completions for up to `seconds`; returns their statuses.
     static func collect(_ adapter: Adapter, count: Int, seconds: Double) -> [NDISStatus] {

@@ -1,5 +1,4 @@
 import Foundation
-import Logging
 import RingportCore
 import RingportMiniport
 import RingportSystem
@@ -8,40 +7,8 @@ import Testing
 
 @testable import Ringport
 
-/// A miniport in this process for the library's tests: random adapter and directory, stopped (bounded) and
-/// cleaned up by `stop()`.
-final class LibraryHost: @unchecked Sendable {
-    let miniport: Miniport
-    let thread: Thread
-    let directory: RuntimeDirectory
-    let adapter: String
-
-    init(driver: any MiniportDriver) throws {
-        adapter = "l\(String(UInt32.random(in: 0...UInt32.max), radix: 16))"
-        directory = RuntimeDirectory("/tmp/ringport-test-\(String(UInt64.random(in: 0...UInt64.max), radix: 16))")
-        var logger = Logger(label: "library-host")
-        logger.logLevel = .error
-        let created = try Miniport(
-            options: MiniportOptions(adapter: adapter, directory: directory, checked: true),
-            driver: driver,
-            logger: logger
-        )
-        miniport = created
-        thread = Thread { created.run() }
-        thread.start()
-    }
-
-    func open(checked: Bool = true, configuration: BindingConfiguration = BindingConfiguration()) throws -> Adapter {
-        try Adapter.open(adapter, configuration: configuration, directory: directory, checked: checked)
-    }
-
-    func stop() {
-        miniport.requestStop()
-        let deadline = Date().addingTimeInterval(10)
-        while !thread.isFinished && Date() < deadline { usleep(1000) }
-        try? FileManager.default.removeItem(atPath: directory.path)
-    }
-}
+/// The library's tests use the contract tests' in-process miniport.
+typealias LibraryHost = ContractHost
 
 /// A driver that produces `total` frames for every binding, through the Rx iterators. Frames with an odd
 /// number are dropped: returned with `Ignore` and no buffer (§1.10), or, with `attachToDropped`, with the
@@ -235,15 +202,7 @@ final class HeldFrame {
     }
 
     /// Sends `count` one-buffer packets of 64 bytes in one array.
-    static func send(_ adapter: Adapter, count: Int) throws {
-        var batch = PacketArray()
-        for _ in 0..<count {
-            var packet = try adapter.allocatePacket()
-            packet.chainAtBack(try adapter.allocateBuffer(length: 64))
-            batch.append(packet)
-        }
-        adapter.send(batch)
-    }
+    static func send(_ adapter: Adapter, count: Int) throws { try sendSequence(adapter, count: count) }
 
     // MARK: §1.10 Rx
 
