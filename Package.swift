@@ -107,6 +107,36 @@ let package = Package(
             dependencies: ["RingportCore", "RingportSystem"],
             swiftSettings: strict
         ),
+        // Fuzz harnesses (tools/fuzz.sh). In a normal build each is a replay executable over corpus files;
+        // built with -DFUZZING and -sanitize=fuzzer its entry point is libFuzzer's.
+        .target(name: "FuzzSupport", path: "Fuzz/Sources/FuzzSupport", swiftSettings: strict),
+        .executableTarget(
+            name: "fuzz-control-message",
+            dependencies: ["FuzzSupport", "RingportCore"],
+            path: "Fuzz/Sources/fuzz-control-message",
+            swiftSettings: strict
+        ),
+        // The framework and the library in one process, turn by turn, over real segments.
+        .target(
+            name: "FuzzRig",
+            dependencies: [
+                "FuzzSupport", "Ringport", "RingportMiniport", "RingportCore", "RingportSystem", "ExampleDrivers",
+            ],
+            path: "Fuzz/Sources/FuzzRig",
+            swiftSettings: strict
+        ),
+        .executableTarget(
+            name: "fuzz-miniport-segment",
+            dependencies: ["FuzzRig", "FuzzSupport", "Ringport", "RingportCore"],
+            path: "Fuzz/Sources/fuzz-miniport-segment",
+            swiftSettings: strict
+        ),
+        .executableTarget(
+            name: "fuzz-library-segment",
+            dependencies: ["FuzzRig", "FuzzSupport", "Ringport", "RingportCore"],
+            path: "Fuzz/Sources/fuzz-library-segment",
+            swiftSettings: strict
+        ),
         // Spawning the package's executables from tests, with bounded waits.
         .target(name: "TestSupport", dependencies: ["RingportCore", "RingportSystem"], path: "Tests/Support"),
         .testTarget(name: "RingportCoreTests", dependencies: ["RingportCore", "CRingportShim"], swiftSettings: strict),

@@ -25,7 +25,7 @@ public final class ReverseEchoDriver: SendPacketsHandler {
         }
         for (i, packet) in packets.enumerated() {
             switch reply(to: packet, context: context) {
-            case .delivered: statuses[i] = .success
+            case .delivered, .filtered: statuses[i] = .success  // filtered: the binding chose not to receive
             case .noBuffer:
                 statuses[i] = .resources  // this one and the rest come back later, in order
                 refused = true

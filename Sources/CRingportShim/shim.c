@@ -33,12 +33,14 @@ long rp_send_with_fd(int sock, const void *buf, size_t len, int fd)
 }
 
 /* Receives one message of at most len bytes, and a descriptor into *fd (-1 if none; close-on-exec).
- * Returns bytes (0 at end of stream) or -errno. A truncated message or control part is -EMSGSIZE. */
+ * Returns bytes (0 at end of stream) or -errno. A truncated message or control part is -EMSGSIZE.
+ * Every descriptor the message carried except the one returned is closed here, whatever the cmsg layout
+ * (several per cmsg, several cmsgs): a peer can make no descriptor stay open in this process. */
 long rp_recv_with_fd(int sock, void *buf, size_t len, int *fd, int flags)
 {
     struct iovec iov = {.iov_base = buf, .iov_len = len};
     union {
-        char bytes[CMSG_SPACE(sizeof(int))];
+        char bytes[CMSG_SPACE(sizeof(int) * RP_RECV_MAX_FDS)];
         struct cmsghdr align;
     } control;
     struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.bytes,
@@ -49,15 +51,72 @@ long rp_recv_with_fd(int sock, void *buf, size_t len, int *fd, int flags)
     while (r < 0 && errno == EINTR);
     if (r < 0) return -errno;
     for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
-        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS && c->cmsg_len == CMSG_LEN(sizeof(int)))
-            memcpy(fd, CMSG_DATA(c), sizeof(int));
+        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS || c->cmsg_len < CMSG_LEN(0)) continue;
+        size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        for (size_t i = 0; i < count; i++) {
+            int received;
+            memcpy(&received, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+            if (received < 0) continue;
+            if (*fd < 0) *fd = received;
+            else close(received);
+        }
     }
-    if (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) {
+    if ((msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) || r == 0) {
+        /* A message of zero bytes is end of stream to the caller: it must carry nothing away either. */
         if (*fd >= 0) close(*fd);
         *fd = -1;
-        return -EMSGSIZE;
+        if (r > 0 || (msg.msg_flags & MSG_TRUNC)) return -EMSGSIZE;
     }
     return r;
+}
+
+/* Sends len bytes with count descriptors, per_cmsg in each SCM_RIGHTS control message (tests: a flood of
+ * descriptors in every layout). Returns bytes or -errno. */
+long rp_send_with_fds(int sock, const void *buf, size_t len, const int *fds, unsigned count, unsigned per_cmsg,
+                      int flags)
+{
+    if (count > RP_RECV_MAX_FDS) count = RP_RECV_MAX_FDS;
+    if (per_cmsg == 0) per_cmsg = 1;
+    struct iovec iov = {.iov_base = (void *)buf, .iov_len = len};
+    union {
+        char bytes[CMSG_SPACE(sizeof(int)) * RP_RECV_MAX_FDS];
+        struct cmsghdr align;
+    } control;
+    memset(&control, 0, sizeof control);
+    struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1};
+    if (count > 0) {
+        size_t space = 0;
+        for (unsigned done = 0; done < count; done += per_cmsg) {
+            unsigned n = count - done < per_cmsg ? count - done : per_cmsg;
+            space += CMSG_SPACE(n * sizeof(int));
+        }
+        msg.msg_control = control.bytes;
+        msg.msg_controllen = space;
+        struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+        for (unsigned done = 0; done < count && c; done += per_cmsg) {
+            unsigned n = count - done < per_cmsg ? count - done : per_cmsg;
+            c->cmsg_level = SOL_SOCKET;
+            c->cmsg_type = SCM_RIGHTS;
+            c->cmsg_len = CMSG_LEN(n * sizeof(int));
+            memcpy(CMSG_DATA(c), fds + done, n * sizeof(int));
+            c = CMSG_NXTHDR(&msg, c);
+        }
+    }
+    long r;
+    do r = sendmsg(sock, &msg, MSG_NOSIGNAL | flags);
+    while (r < 0 && errno == EINTR);
+    return r >= 0 ? r : -errno;
+}
+
+/* The connected peer's process and user (SO_PEERCRED: the kernel's word, set at connect). 0 or errno. */
+int rp_peer_credentials(int sock, int32_t *pid, uint32_t *uid)
+{
+    struct ucred cred;
+    socklen_t size = sizeof cred;
+    if (getsockopt(sock, SOL_SOCKET, SO_PEERCRED, &cred, &size) != 0) return errno;
+    *pid = cred.pid;
+    *uid = cred.uid;
+    return 0;
 }
 
 /* accept4 with no address, close-on-exec (its address argument is a transparent union Swift cannot pass). */
@@ -112,4 +171,41 @@ int rp_recvmmsg_same(int sock, void *base, size_t len, unsigned count)
     do r = recvmmsg(sock, messages, count, MSG_WAITFORONE, NULL);
     while (r < 0 && errno == EINTR);
     return r >= 0 ? r : -errno;
+}
+
+/* ---- sealed anonymous segments ---- */
+#include <fcntl.h>
+#include <sys/mman.h>
+
+int rp_memfd_create_sealable(const char *name)
+{
+    int fd = memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    return fd >= 0 ? fd : -errno;
+}
+
+int rp_memfd_reserve(int fd, long long size)
+{
+    int r;
+    do r = fallocate(fd, 0, 0, (off_t)size);
+    while (r != 0 && errno == EINTR);
+    return r == 0 ? 0 : errno;
+}
+
+int rp_memfd_add_seals(int fd, int seals)
+{
+    _Static_assert(RP_SEAL_SHRINK == F_SEAL_SHRINK && RP_SEAL_GROW == F_SEAL_GROW && RP_SEAL_SEAL == F_SEAL_SEAL &&
+                       RP_SEALS_REQUIRED == (F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL),
+                   "seal values");
+    return fcntl(fd, F_ADD_SEALS, seals) == 0 ? 0 : errno;
+}
+
+int rp_memfd_get_seals(int fd)
+{
+    int r = fcntl(fd, F_GET_SEALS);
+    return r >= 0 ? r : -errno;
+}
+
+int rp_memfd_punch_hole(int fd, long long offset, long long length)
+{
+    return fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)offset, (off_t)length) == 0 ? 0 : errno;
 }

@@ -72,9 +72,13 @@ public final class Adapter {
     ) throws(AdapterError) -> Adapter {
         guard RuntimeDirectory.isValidAdapterName(name) else { throw .invalidArgument("bad adapter name \"\(name)\"") }
         let path = directory.socketPath(adapter: name)
+        // Another user's directory at our default path would be a fake miniport waiting for us.
+        do { try directory.checkForClient() } catch { throw .openFailed(error.description) }
         let socket: ControlSocket
+        // One deadline for the connect and the answer: a wedged miniport costs `timeoutSeconds`, no more.
+        let deadline = ProcessControl.monotonicNanoseconds() + UInt64(max(0, timeoutSeconds) * 1e9)
         do {
-            socket = try ControlSocket.connect(path: path)
+            socket = try ControlSocket.connect(path: path, timeout: timeoutSeconds)
         } catch {
             if [.noSuchFileOrDirectory, .connectionRefused].contains(error.errno) {
                 throw .adapterNotFound(name: name, socketPath: path)
@@ -88,7 +92,8 @@ public final class Adapter {
             processID: getpid()
         )
         do { try socket.send(request) } catch { throw .openFailed(error.description) }
-        guard socket.isReadable(waitingMilliseconds: Int32(timeoutSeconds * 1000)) else {
+        let left = deadline &- min(deadline, ProcessControl.monotonicNanoseconds())
+        guard socket.isReadable(waitingMilliseconds: Int32(clamping: (left + 999_999) / 1_000_000)) else {
             throw .openFailed("the miniport did not answer within \(timeoutSeconds) s")
         }
         let received: ControlSocket.Received
@@ -112,7 +117,10 @@ public final class Adapter {
         }
         let segment = try adoptSegment(fd, name: "binding \(bindingID) of \(name)")
         let regions = try attachRegions(segment)
-        guard regions.configuration == granted else {
+        // The segment records the geometry; the packet filter is the miniport's to apply and lives only there.
+        var geometry = granted
+        geometry.packetFilter = regions.configuration.packetFilter
+        guard regions.configuration == geometry else {
             throw .openFailed("the segment's configuration is not the one granted")
         }
         return Adapter(
@@ -128,7 +136,11 @@ public final class Adapter {
     static func adoptSegment(_ fd: CInt, name: String) throws(AdapterError) -> SharedSegment {
         do {
             return try SharedSegment.adopt(descriptor: fd, name: name)
-        } catch { throw .openFailed(error.description) }
+        } catch {
+            // An unsealed segment could be truncated under us: not a binding's segment.
+            if case .unsealed = error { throw .badSegment(error.description) }
+            throw .openFailed(error.description)
+        }
     }
 
     static func attachRegions(_ segment: borrowing SharedSegment) throws(AdapterError) -> BindingRegions {

@@ -16,6 +16,9 @@ public struct BindingConfiguration: Hashable, Sendable {
     public var fragmentsPerPacket: Int
     /// Elements of the receive packet ring and of its fragment ring (one buffer per received packet).
     public var receiveRingSize: Int
+    /// Which received frames the binding wants (`OID_GEN_CURRENT_PACKET_FILTER`); none: it only sends, and a
+    /// lossless driver never waits for it.
+    public var packetFilter: PacketFilter
 
     public init(
         packetCount: Int = 1024,
@@ -24,7 +27,8 @@ public struct BindingConfiguration: Hashable, Sendable {
         chunkSize: Int = 2048,
         transmitRingSize: Int = 512,
         fragmentsPerPacket: Int = 8,
-        receiveRingSize: Int = 256
+        receiveRingSize: Int = 256,
+        packetFilter: PacketFilter = .default
     ) {
         self.packetCount = packetCount
         self.protocolReservedBytes = protocolReservedBytes
@@ -33,6 +37,7 @@ public struct BindingConfiguration: Hashable, Sendable {
         self.transmitRingSize = transmitRingSize
         self.fragmentsPerPacket = fragmentsPerPacket
         self.receiveRingSize = receiveRingSize
+        self.packetFilter = packetFilter
     }
 
     /// The limits a miniport grants at most.
@@ -57,7 +62,8 @@ public struct BindingConfiguration: Hashable, Sendable {
             chunkSize: (clamp(chunkSize, 64, limit.chunkSize) + 63) & ~63,
             transmitRingSize: powerOfTwo(clamp(transmitRingSize, 2, limit.transmitRingSize)),
             fragmentsPerPacket: powerOfTwo(clamp(fragmentsPerPacket, 1, limit.fragmentsPerPacket)),
-            receiveRingSize: powerOfTwo(clamp(receiveRingSize, 2, limit.receiveRingSize))
+            receiveRingSize: powerOfTwo(clamp(receiveRingSize, 2, limit.receiveRingSize)),
+            packetFilter: packetFilter.intersection(.known)
         )
     }
 
@@ -85,6 +91,24 @@ public struct BindingConfiguration: Hashable, Sendable {
         layout.add(.dataArea, length: chunkCount * chunkSize, alignment: 4096)
         return layout
     }
+}
+
+/// The frames a binding receives: NDIS's `NDIS_PACKET_TYPE_*` bits. The built-in `loopback` and `hub` do
+/// not parse addresses: they deliver every frame to a binding whose filter is not empty, and none to one
+/// whose filter is empty.
+public struct PacketFilter: OptionSet, Hashable, Sendable {
+    public let rawValue: UInt32
+    public init(rawValue: UInt32) { self.rawValue = rawValue }
+
+    public static let directed = PacketFilter(rawValue: 0x1)
+    public static let multicast = PacketFilter(rawValue: 0x2)
+    public static let allMulticast = PacketFilter(rawValue: 0x4)
+    public static let broadcast = PacketFilter(rawValue: 0x8)
+    public static let promiscuous = PacketFilter(rawValue: 0x20)
+    /// Nothing: a binding that only sends.
+    public static let none: PacketFilter = []
+    public static let `default`: PacketFilter = [.directed, .multicast, .broadcast]
+    static let known: PacketFilter = [.directed, .multicast, .allMulticast, .broadcast, .promiscuous]
 }
 
 extension RegionKind {
@@ -135,7 +159,19 @@ public struct BindingRegions {
             stride: NetFragment.size,
             flags: [.fragment, .receive]
         )
-        return try attach(header: header, bytes: bytes)
+        // The segment records the geometry only; the packet filter granted is the miniport's to keep.
+        let attached = try attach(header: header, bytes: bytes)
+        return BindingRegions(
+            configuration: configuration,
+            control: attached.control,
+            descriptors: attached.descriptors,
+            buffers: attached.buffers,
+            transmitPacketRing: attached.transmitPacketRing,
+            transmitFragmentRing: attached.transmitFragmentRing,
+            receivePacketRing: attached.receivePacketRing,
+            receiveFragmentRing: attached.receiveFragmentRing,
+            data: attached.data
+        )
     }
 
     /// Validates a binding segment: its configuration against its regions, and its rings.

@@ -13,7 +13,7 @@ public enum ControlMessage: Hashable, Sendable {
     case statistics(AdapterStatistics)
 
     /// The control protocol's version; `open` with another one is answered `BAD_VERSION`.
-    public static let version: UInt32 = 2
+    public static let version: UInt32 = 3
     public static let maximumSize = 512
     static let magic: UInt32 = 0x5443_5052  // "RPCT"
 
@@ -105,6 +105,7 @@ public enum ControlMessage: Hashable, Sendable {
             }
             u32(UInt32(clamping: c.fragmentsPerPacket))
             u32(UInt32(clamping: c.receiveRingSize))
+            u32(c.packetFilter.rawValue)
         }
     }
 
@@ -129,7 +130,7 @@ public enum ControlMessage: Hashable, Sendable {
         }
         mutating func configuration() -> BindingConfiguration? {
             var values: [Int] = []
-            for _ in 0..<7 {
+            for _ in 0..<8 {
                 guard let v = u32() else { return nil }
                 values.append(Int(v))
             }
@@ -140,7 +141,8 @@ public enum ControlMessage: Hashable, Sendable {
                 chunkSize: values[3],
                 transmitRingSize: values[4],
                 fragmentsPerPacket: values[5],
-                receiveRingSize: values[6]
+                receiveRingSize: values[6],
+                packetFilter: PacketFilter(rawValue: UInt32(values[7]))
             )
         }
     }
@@ -166,8 +168,17 @@ public struct AdapterStatistics: Hashable, Sendable {
     public var completionsRefused: UInt64 = 0
     /// Bindings closed because their protocol broke the ring contract.
     public var bindingsViolated: UInt64 = 0
+    /// Times a lossless driver stopped waiting for a receiver that took nothing for its stall timeout (the
+    /// frames it could not take are counted as its drops).
+    public var receiversStalled: UInt64 = 0
+    /// Connections the control plane closed at once (over its connection cap, or out of descriptors), and
+    /// connections it dropped for not reading their answers.
+    public var connectionsRefused: UInt64 = 0
+    public var connectionsDropped: UInt64 = 0
+    /// Opens refused with RESOURCES because they would break a per-process, per-user or total cap.
+    public var opensOverLimit: UInt64 = 0
 
-    static let fieldCount = 12
+    static let fieldCount = 16
     public init() {}
     init(values: [UInt64]) {
         (bindings, bindingsOpened, bindingsReclaimed, packetsSent) = (values[0], values[1], values[2], values[3])
@@ -175,12 +186,14 @@ public struct AdapterStatistics: Hashable, Sendable {
             values[4], values[5], values[6], values[7]
         )
         (packetsReceived, packetsDropped) = (values[8], values[9])
-        (completionsRefused, bindingsViolated) = (values[10], values[11])
+        (completionsRefused, bindingsViolated, receiversStalled) = (values[10], values[11], values[12])
+        (connectionsRefused, connectionsDropped, opensOverLimit) = (values[13], values[14], values[15])
     }
     var values: [UInt64] {
         [
             bindings, bindingsOpened, bindingsReclaimed, packetsSent, bytesSent, packetsFailed, verificationErrors,
             packetsOutstanding, packetsReceived, packetsDropped, completionsRefused, bindingsViolated,
+            receiversStalled, connectionsRefused, connectionsDropped, opensOverLimit,
         ]
     }
 }

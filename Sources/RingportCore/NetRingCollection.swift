@@ -34,6 +34,8 @@ public struct NetRingCollection {
     }
 
     // MARK: Iterators (netringiterator.h)
+    // Begin and Next come from this side's own copies (`stored`), never from the shared words the peer can
+    // write; only EndIndex is loaded. The framework compares the shared words with the copies every turn.
 
     /// `NetRingGetAllPackets`: `[BeginIndex, EndIndex)`; `set` moves `BeginIndex`.
     @inlinable public func allPackets() -> NetRingPacketIterator {
@@ -41,7 +43,7 @@ public struct NetRingCollection {
         return NetRingPacketIterator(
             rings: NetRingPair(self),
             target: .begin,
-            index: packetRing.loadBeginIndex(),
+            index: stored.packetBegin,
             end: snapshotEnd(.packet)
         )
     }
@@ -52,7 +54,7 @@ public struct NetRingCollection {
         return NetRingPacketIterator(
             rings: NetRingPair(self),
             target: .next,
-            index: packetRing.loadNextIndex(),
+            index: stored.packetNext,
             end: snapshotEnd(.packet)
         )
     }
@@ -62,8 +64,8 @@ public struct NetRingCollection {
         return NetRingPacketIterator(
             rings: NetRingPair(self),
             target: .begin,
-            index: packetRing.loadBeginIndex(),
-            end: packetRing.loadNextIndex()
+            index: stored.packetBegin,
+            end: stored.packetNext
         )
     }
     /// `NetRingGetAllFragments`: `[BeginIndex, EndIndex)`; `set` moves `BeginIndex`.
@@ -72,7 +74,7 @@ public struct NetRingCollection {
         return NetRingFragmentIterator(
             rings: NetRingPair(self),
             target: .begin,
-            index: fragmentRing.loadBeginIndex(),
+            index: stored.fragmentBegin,
             end: snapshotEnd(.fragment)
         )
     }
@@ -83,7 +85,7 @@ public struct NetRingCollection {
         return NetRingFragmentIterator(
             rings: NetRingPair(self),
             target: .next,
-            index: fragmentRing.loadNextIndex(),
+            index: stored.fragmentNext,
             end: snapshotEnd(.fragment)
         )
     }
@@ -93,8 +95,8 @@ public struct NetRingCollection {
         return NetRingFragmentIterator(
             rings: NetRingPair(self),
             target: .begin,
-            index: fragmentRing.loadBeginIndex(),
-            end: fragmentRing.loadNextIndex()
+            index: stored.fragmentBegin,
+            end: stored.fragmentNext
         )
     }
 
@@ -138,12 +140,12 @@ public struct NetRingCollection {
     /// Sets the fragment ring's `NextIndex`, as drivers do after posting a packet's fragments
     /// (a packet's fragment iterator has no `set`).
     @inlinable public func setFragmentNextIndex(to index: UInt32) throws(NetRingViolation) {
-        let current = fragmentRing.loadNextIndex()
+        let current = stored.fragmentNext
         try store(.fragment, .next, index, start: current, end: snapshotEnd(.fragment))
     }
     /// Sets the fragment ring's `BeginIndex`, returning fragments to the OS.
     @inlinable public func setFragmentBeginIndex(to index: UInt32) throws(NetRingViolation) {
-        let current = fragmentRing.loadBeginIndex()
+        let current = stored.fragmentBegin
         try store(.fragment, .begin, index, start: current, end: snapshotEnd(.fragment))
     }
 

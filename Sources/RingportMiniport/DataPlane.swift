@@ -17,6 +17,9 @@ struct DataPlane {
     var lastStatistics: UInt64 = 0
     var lastDoorbell: UInt32 = 0
     var turns = 0
+    /// Binding lifecycle lines: a client that binds, breaks its ring and binds again in a loop must not
+    /// grow the log without bound.
+    var lifecycleLog = LogLimiter(burst: 50)
 
     init(miniport: Miniport) {
         self.miniport = miniport
@@ -101,7 +104,7 @@ struct DataPlane {
         let found = context.violations
         context.violations.removeAll()
         for (id, violation) in found where context.binding(id) != nil {
-            miniport.logger.error("binding \(id) broke the ring contract: \(violation); closing it")
+            log(.error, "binding \(id) broke the ring contract: \(violation); closing it")
             totals.bindingsViolated += 1
             remove(id, protocolAlive: true)
             miniport.toDisconnect.withLock { $0.append(id) }
@@ -115,7 +118,7 @@ struct DataPlane {
         case .add(let resources):
             context.add(MiniportBinding(resources, checked: miniport.options.checked))
             totals.bindingsOpened += 1
-            miniport.logger.info("binding \(resources.id) opened by process \(resources.processID)")
+            log(.info, "binding \(resources.id) opened by process \(resources.processID)")
         case .remove(let id, let alive):
             remove(id, protocolAlive: alive)
             if !alive { totals.bindingsReclaimed += 1 }
@@ -137,7 +140,13 @@ struct DataPlane {
         removedDropped += binding.dropped
         context.remove(id, protocolAlive: protocolAlive)
         miniport.bindingCount.wrappingDecrement(ordering: .relaxed)
-        miniport.logger.info("binding \(id) \(protocolAlive ? "closed" : "reclaimed: its protocol is gone")")
+        log(.info, "binding \(id) \(protocolAlive ? "closed" : "reclaimed: its protocol is gone")")
+    }
+
+    /// Logs a lifecycle line, rate-limited (a summary line counts what was suppressed).
+    mutating func log(_ level: Logger.Level, _ message: String) {
+        let logger = miniport.logger
+        if lifecycleLog.admit({ logger.warning("\($0)") }) { logger.log(level: level, "\(message)") }
     }
 
     /// Closes every binding: what is outstanding completes with `CLOSING` and goes back to its protocol.
@@ -160,6 +169,7 @@ struct DataPlane {
         s.packetsOutstanding = UInt64(context.bindings.reduce(0) { $0 + max(0, $1.outstanding) })
         s.verificationErrors = context.verificationErrors
         s.completionsRefused = context.refusedCompletions
+        s.receiversStalled = context.receiversStalled
         s.packetsReceived = removedReceived + context.bindings.reduce(0) { $0 + $1.received }
         s.packetsDropped = removedDropped + context.bindings.reduce(0) { $0 + $1.dropped }
         for binding in context.bindings {

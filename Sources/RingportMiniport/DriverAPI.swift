@@ -73,8 +73,9 @@ public struct TransmitQueue {
     /// A descriptor index the protocol wrote is checked first; returns false if it is out of range.
     @discardableResult
     public func setStatus(_ status: NDISStatus, of packet: NetPacket) -> Bool {
-        guard regions.descriptors.contains(packet.descriptor) else { return false }
-        regions.descriptors[Int(packet.descriptor)].status = status
+        let descriptor = packet.descriptor  // loaded once: the protocol may rewrite it meanwhile
+        guard regions.descriptors.contains(descriptor) else { return false }
+        regions.descriptors[Int(descriptor)].status = status
         return true
     }
 
@@ -96,9 +97,11 @@ public struct ReceiveQueue {
     /// The bytes of a posted buffer (up to its capacity), if its chunk and capacity fit the data area.
     public func withBuffer<R>(_ fragment: NetFragment, _ body: (UnsafeMutableRawBufferPointer) -> R) -> R? {
         let data = regions.data
-        guard Int(fragment.chunk) < data.chunkCount, Int(fragment.capacity) <= data.chunkSize else { return nil }
-        let start = Int(fragment.chunk) * data.chunkSize
-        return data.withBytes(start..<start + Int(fragment.capacity)) { body($0) }
+        let chunk = Int(fragment.chunk)  // each field loaded once, checked, and only the copy used
+        let capacity = Int(fragment.capacity)
+        guard chunk < data.chunkCount, capacity <= data.chunkSize else { return nil }
+        let start = chunk * data.chunkSize
+        return data.withBytes(start..<start + capacity) { body($0) }
     }
 }
 

@@ -264,10 +264,12 @@ public final class SerialDriver: SendHandler {
 }
 
 /// `loopback` and `hub`: a deserialized driver that receives every sent packet back on the same binding
-/// (loopback) or on every other binding (hub). Each sender's packets wait in a FIFO and are delivered head
-/// of line, so every receiver sees them in the sender's order. With `lossless`, a packet stays pending until
-/// every receiver has taken it (back-pressure: nothing dropped); with `drop`, a receiver with no posted
-/// buffer loses that packet, counted for it.
+/// (loopback) or on every other binding that receives (hub; a binding with an empty packet filter only
+/// sends). Each sender's packets wait in a FIFO and are delivered head of line, so every receiver sees them
+/// in the sender's order. With `lossless`, a packet stays pending until every receiver has taken it
+/// (back-pressure: nothing dropped), except that a receiver which takes nothing for `stallTimeout` is
+/// dropped for (counted as its drops and as a stall) until it posts buffers again, so one stalled receiver
+/// never holds the others; with `drop`, a receiver with no posted buffer loses that packet, counted for it.
 public final class HubDriver: SendPacketsHandler {
     public enum Mode: String, Sendable { case loopback, hub }
     public enum Policy: String, Sendable { case lossless, drop }
@@ -277,24 +279,36 @@ public final class HubDriver: SendPacketsHandler {
     public let maxSendPackets = 64
     let mode: Mode
     let policy: Policy
+    /// How long a lossless hub waits for a receiver that takes nothing (nil: for ever).
+    let stallTimeout: UInt64?
+    /// Receivers that had no buffer, since when (monotonic ns); and those given up on.
+    @exclusivity(unchecked) var waitingSince: [UInt64: UInt64] = [:]
+    @exclusivity(unchecked) var stalled: Set<UInt64> = []
     /// Per sender: its pending packets in order, each with the receivers still to take it.
     @exclusivity(unchecked) var queues: [UInt64: [(packet: MiniportPacket, receivers: [UInt64])]] = [:]
     @exclusivity(unchecked) var heads: [UInt64: Int] = [:]
 
-    public init(mode: Mode, policy: Policy = .lossless) {
+    public static let defaultStallTimeoutMilliseconds = 1000
+
+    public init(
+        mode: Mode, policy: Policy = .lossless, stallTimeoutMilliseconds: Int? = defaultStallTimeoutMilliseconds
+    ) {
         self.mode = mode
         self.policy = policy
+        stallTimeout = stallTimeoutMilliseconds.map { UInt64(max(0, $0)) * 1_000_000 }
     }
 
     public func sendPackets(_ packets: [MiniportPacket], statuses: inout [NDISStatus], context: MiniportContext) {
-        let everyone = context.bindingIDs
+        let everyone = context.receiverIDs
         // One array of receivers per call, not per packet: every packet of a call comes from one binding.
         var receivers: [UInt64] = []
         var sender: UInt64?
         for packet in packets {
             if packet.binding != sender {
                 sender = packet.binding
-                receivers = mode == .loopback ? [packet.binding] : everyone.filter { $0 != packet.binding }
+                receivers =
+                    mode == .loopback
+                    ? everyone.filter { $0 == packet.binding } : everyone.filter { $0 != packet.binding }
             }
             queues[packet.binding, default: []].append((packet, receivers))
         }
@@ -306,6 +320,7 @@ public final class HubDriver: SendPacketsHandler {
     /// Delivers what it can, head of line per sender; returns whether packets still wait.
     func deliver(context: MiniportContext) -> Bool {
         var waiting = false
+        var now: UInt64?
         for sender in Array(queues.keys) {
             var head = heads[sender, default: 0]
             guard var queue = queues[sender] else { continue }
@@ -313,12 +328,18 @@ public final class HubDriver: SendPacketsHandler {
                 var remaining: [UInt64] = []
                 for receiver in queue[head].receivers {
                     switch context.indicateReceive(queue[head].packet, to: receiver) {
-                    case .delivered, .unknownBinding:
+                    case .delivered:
+                        if !waitingSince.isEmpty { tookOne(receiver) }
+                    case .unknownBinding, .filtered:
                         break
                     case .unfit:
                         context.recordDrop(for: receiver)
                     case .noBuffer:
-                        if policy == .lossless { remaining.append(receiver) } else { context.recordDrop(for: receiver) }
+                        if policy == .lossless && !gaveUp(on: receiver, now: &now, context: context) {
+                            remaining.append(receiver)
+                        } else {
+                            context.recordDrop(for: receiver)
+                        }
                     }
                 }
                 queue[head].receivers = remaining
@@ -339,10 +360,37 @@ public final class HubDriver: SendPacketsHandler {
                 heads[sender] = head
             }
         }
+        // Nothing waits: no receiver is being waited for, so a later wait starts a fresh stall clock.
+        if !waiting && !waitingSince.isEmpty { waitingSince.removeAll() }
         return waiting
     }
 
+    /// The receiver took a frame: it is waited for again.
+    func tookOne(_ receiver: UInt64) {
+        waitingSince[receiver] = nil
+        stalled.remove(receiver)
+    }
+
+    /// Whether a lossless hub stops waiting for `receiver`, which has no buffer now: it has had none for the
+    /// stall timeout (reported once per stall), or was already given up on.
+    func gaveUp(on receiver: UInt64, now: inout UInt64?, context: MiniportContext) -> Bool {
+        guard let stallTimeout else { return false }
+        if stalled.contains(receiver) { return true }
+        let time = now ?? ProcessControl.monotonicNanoseconds()
+        now = time
+        guard let since = waitingSince[receiver] else {
+            waitingSince[receiver] = time
+            return false
+        }
+        guard time &- since >= stallTimeout else { return false }
+        stalled.insert(receiver)
+        context.recordStall(of: receiver, afterMilliseconds: stallTimeout / 1_000_000)
+        return true
+    }
+
     public func bindingClosing(_ binding: UInt64, context: MiniportContext) {
+        waitingSince[binding] = nil
+        stalled.remove(binding)
         queues[binding] = nil
         heads[binding] = nil
         for sender in Array(queues.keys) {
@@ -362,11 +410,12 @@ public enum BuiltInDrivers {
         verify: Bool,
         seed: UInt64,
         maxDelayMicroseconds: Int? = nil,
-        policy: HubDriver.Policy = .lossless
+        policy: HubDriver.Policy = .lossless,
+        stallTimeoutMilliseconds: Int? = HubDriver.defaultStallTimeoutMilliseconds
     ) -> (any MiniportDriver)? {
         switch name {
-        case "loopback": HubDriver(mode: .loopback, policy: policy)
-        case "hub": HubDriver(mode: .hub, policy: policy)
+        case "loopback": HubDriver(mode: .loopback, policy: policy, stallTimeoutMilliseconds: stallTimeoutMilliseconds)
+        case "hub": HubDriver(mode: .hub, policy: policy, stallTimeoutMilliseconds: stallTimeoutMilliseconds)
         case "null": NullDriver(verify: verify)
         case "resources": ResourcesDriver(seed: seed, maxDelayMicroseconds: maxDelayMicroseconds ?? 300)
         case "serial": SerialDriver(seed: seed, maxDelayMicroseconds: maxDelayMicroseconds ?? 300)

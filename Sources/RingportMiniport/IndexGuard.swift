@@ -58,7 +58,7 @@ struct RingIndexRecord {
 }
 
 /// The checks of a binding's four rings.
-struct BindingIndexGuard {
+package struct BindingIndexGuard {
     var transmitPackets = RingIndexRecord()
     var transmitFragments = RingIndexRecord()
     var receivePackets = RingIndexRecord()
@@ -77,7 +77,7 @@ struct BindingIndexGuard {
         )
     }
 
-    mutating func capture(transmit: NetRingCollection, receive: NetRingCollection) {
+    package mutating func capture(transmit: NetRingCollection, receive: NetRingCollection) {
         transmitPackets.capture(transmit.packetRing, previousBegin: begins.0)
         transmitFragments.capture(transmit.fragmentRing, previousBegin: begins.1)
         receivePackets.capture(receive.packetRing, previousBegin: begins.2)

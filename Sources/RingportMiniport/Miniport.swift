@@ -22,6 +22,16 @@ public struct MiniportOptions: Sendable {
     public var budget: Int
     /// Pin the data thread to this CPU.
     public var dataPlaneCPU: Int?
+    /// Caps on what clients may hold (SO_PEERCRED names the process and user): bindings per process and
+    /// per user, segment bytes per user and in all. An open beyond one is answered RESOURCES.
+    public var maxBindingsPerProcess = 16
+    public var maxBindingsPerUser = 64
+    public var maxMemoryPerUser = 1 << 30
+    public var maxMemory = 4 << 30
+    /// Most control connections at once (nil: 4096, or fewer if the descriptor limit is lower).
+    public var maxConnections: Int?
+    /// A group whose members may bind: the socket becomes 0660 in that group, the directory searchable by it.
+    public var group: String?
 
     public init(
         adapter: String,
@@ -49,9 +59,12 @@ public enum MiniportError: Error, CustomStringConvertible {
     case badAdapterName(String)
     case alreadyRunning(String)
     case system(SystemError)
+    /// The runtime directory (or the group for it) is refused: another user could have planted it.
+    case runtimeDirectory(RuntimeDirectory.Failure)
 
     public var description: String {
         switch self {
+        case .runtimeDirectory(let failure): "runtime directory: \(failure)"
         case .badAdapterName(let name): "bad adapter name \"\(name)\" (1 to 64 of A-Z a-z 0-9 . _ -)"
         case .alreadyRunning(let why): why
         case .system(let error): error.description
@@ -94,7 +107,13 @@ public final class Miniport: @unchecked Sendable {
         self.options = options
         self.driver = driver
         self.logger = logger
-        do { try options.directory.create() } catch { throw .system(error) }
+        let group: gid_t?
+        do throws(RuntimeDirectory.Failure) {
+            group = try options.group.map { name throws(RuntimeDirectory.Failure) in
+                try RuntimeDirectory.groupID(name)
+            }
+            try options.directory.create(socketMode: options.socketMode, group: group)
+        } catch { throw .runtimeDirectory(error) }
         do {
             lock = try AdapterLock(path: options.directory.lockPath(adapter: options.adapter))
         } catch {
@@ -111,6 +130,10 @@ public final class Miniport: @unchecked Sendable {
             listener = try ControlSocket.listen(path: socketPath, mode: options.socketMode)
             try listener.setNonBlocking()
         } catch { throw .system(error) }
+        do {
+            let mode = options.socketMode | (group == nil ? 0 : 0o660)
+            try RuntimeDirectory.secureSocket(path: socketPath, mode: mode, group: group)
+        } catch { throw .runtimeDirectory(error) }
         var ends: [Int32] = [-1, -1]
         guard pipe(&ends) == 0 else { throw .system(.fromErrno("pipe")) }
         for end in ends {

@@ -1,14 +1,14 @@
-import RingportCore
-import RingportSystem
+package import RingportCore
+package import RingportSystem
 
 /// A binding's segment, handed from the control thread (which creates it) to the data thread.
-final class BindingResources: @unchecked Sendable {
+package final class BindingResources: @unchecked Sendable {
     let id: UInt64
     let segment: SharedSegment
     let regions: BindingRegions
     let processID: Int32
 
-    init(id: UInt64, segment: consuming SharedSegment, regions: BindingRegions, processID: Int32) {
+    package init(id: UInt64, segment: consuming SharedSegment, regions: BindingRegions, processID: Int32) {
         self.id = id
         self.segment = segment
         self.regions = regions
@@ -17,7 +17,7 @@ final class BindingResources: @unchecked Sendable {
 }
 
 /// The data thread's state of one binding's transmit queue.
-final class MiniportBinding {
+package final class MiniportBinding {
     enum SlotState: UInt8 {
         case idle = 0
         case pending, completed
@@ -26,9 +26,9 @@ final class MiniportBinding {
     let id: UInt64
     let resources: BindingResources
     let regions: BindingRegions
-    let rings: NetRingCollection
+    package let rings: NetRingCollection
     /// The receive queue's rings, driver side.
-    let receive: NetRingCollection
+    package let receive: NetRingCollection
     var received: UInt64 = 0
     var dropped: UInt64 = 0
     @exclusivity(unchecked) var slotState: [SlotState]
@@ -38,6 +38,11 @@ final class MiniportBinding {
     @exclusivity(unchecked) var slotBytes: [UInt32]
     /// The descriptor each pending slot carries, as loaded (once) when it was posted; -1 for none.
     @exclusivity(unchecked) var slotDescriptor: [Int32]
+    /// Each pending slot's fragments as checked at post: the first index and the count.
+    @exclusivity(unchecked) var slotFragmentFirst: [UInt32]
+    @exclusivity(unchecked) var slotFragmentCount: [UInt16]
+    /// Whether its packet filter lets any frame in (as granted at open).
+    let receives: Bool
     /// A serialized driver answered `RESOURCES`: resubmit after the next completion or resources-available.
     var blocked = false
     var packets: UInt64 = 0
@@ -45,12 +50,13 @@ final class MiniportBinding {
     var failed: UInt64 = 0
     var outstanding = 0
     /// The indices the framework last stored and accepted, checked at every turn.
-    @exclusivity(unchecked) var indexGuard = BindingIndexGuard()
+    @exclusivity(unchecked) package var indexGuard = BindingIndexGuard()
 
-    init(_ resources: BindingResources, checked: Bool) {
+    package init(_ resources: BindingResources, checked: Bool) {
         id = resources.id
         self.resources = resources
         regions = resources.regions
+        receives = !resources.regions.configuration.packetFilter.isEmpty
         rings = NetRingCollection(
             packetRing: regions.transmitPacketRing,
             fragmentRing: regions.transmitFragmentRing,
@@ -67,6 +73,8 @@ final class MiniportBinding {
         slotFragmentEnd = Array(repeating: 0, count: n)
         slotBytes = Array(repeating: 0, count: n)
         slotDescriptor = Array(repeating: -1, count: n)
+        slotFragmentFirst = Array(repeating: 0, count: n)
+        slotFragmentCount = Array(repeating: 0, count: n)
     }
 
     /// Whether the protocol published packets not yet given to the driver.

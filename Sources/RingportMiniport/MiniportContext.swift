@@ -18,12 +18,13 @@ public final class MiniportContext {
     var verificationErrors: UInt64 = 0
     /// Send-completes refused: the packet was not pending (completed twice, stale, or its binding closed).
     var refusedCompletions: UInt64 = 0
+    var receiversStalled: UInt64 = 0
     /// Bindings that broke the contract and await closing by the data plane.
-    @exclusivity(unchecked) var violations: [(binding: UInt64, violation: NetRingViolation)] = []
+    @exclusivity(unchecked) package var violations: [(binding: UInt64, violation: NetRingViolation)] = []
     let emit: (String) -> Void
     var limiter = LogLimiter()
 
-    init(driver: any MiniportDriver, log: @escaping (String) -> Void) {
+    package init(driver: any MiniportDriver, log: @escaping (String) -> Void) {
         self.driver = driver
         self.emit = log
         ringDriver = driver as? any RingDriver
@@ -65,10 +66,11 @@ public final class MiniportContext {
     /// data area). Nil if the packet is not pending.
     public func withPacket<R>(_ packet: MiniportPacket, _ body: (PacketView) throws -> R) rethrows -> R? {
         guard let binding = binding(packet.binding), let slot = pendingSlot(binding, packet) else { return nil }
-        let element = binding.rings.packet(at: slot)
+        // The fragments as checked at post (the protocol may have rewritten the element since); each fragment
+        // is loaded once more and checked again, since its fields are shared too.
         var spans: [Range<Int>] = []
-        var index = element.fragmentIndex & binding.rings.fragmentRing.elementIndexMask
-        for _ in 0..<Int(element.fragmentCount) {
+        var index = binding.slotFragmentFirst[Int(slot)]
+        for _ in 0..<binding.slotFragmentCount[Int(slot)] {
             guard let span = binding.regions.data.span(of: binding.rings.fragment(at: index)) else { return nil }
             spans.append(span)
             index = binding.rings.fragmentRing.increment(index)
@@ -84,6 +86,17 @@ public final class MiniportContext {
     /// The ids of the bindings now open.
     public var bindingIDs: [UInt64] { bindings.map(\.id) }
 
+    /// The ids of the open bindings that receive (their packet filter is not empty).
+    public var receiverIDs: [UInt64] { bindings.filter(\.receives).map(\.id) }
+
+    /// A lossless driver gave up waiting for `receiver`, which took nothing for the driver's stall timeout:
+    /// counted, and logged (rate-limited). The frames it misses are counted as its drops (`recordDrop`).
+    public func recordStall(of receiver: UInt64, afterMilliseconds milliseconds: UInt64) {
+        guard binding(receiver) != nil else { return }
+        receiversStalled += 1
+        log("binding \(receiver) took no frame for \(milliseconds) ms: dropping for it until it posts buffers")
+    }
+
     /// What `indicateReceive` did.
     public enum Delivery: Sendable, Equatable {
         case delivered
@@ -92,6 +105,8 @@ public final class MiniportContext {
         /// The packet is larger than a receive buffer, or malformed: it cannot be delivered.
         case unfit
         case unknownBinding
+        /// The receiver's packet filter is empty: it does not receive (nothing lost, nothing counted).
+        case filtered
     }
 
     /// Indicates a frame of the driver's own (`NdisMIndicateReceivePacket` with one buffer): copies `bytes`
@@ -132,6 +147,7 @@ public final class MiniportContext {
         guard let destination = binding(receiver),
             !violations.contains(where: { $0.binding == receiver })
         else { return .unknownBinding }
+        guard destination.receives else { return .filtered }
         let rx = destination.receive
         var buffers = rx.postFragments()
         var slots = rx.allPackets()
@@ -151,11 +167,11 @@ public final class MiniportContext {
         guard buffers.hasAny, slots.hasAny else { return .noBuffer }
         let buffer = buffers.fragment
         let data = destination.regions.data
-        // The OS attached the buffer: its chunk and capacity are checked, never trusted.
-        guard Int(buffer.chunk) < data.chunkCount, Int(buffer.capacity) <= data.chunkSize,
-            length <= Int(buffer.capacity)
-        else { return .unfit }
-        let start = Int(buffer.chunk) * data.chunkSize
+        // The OS attached the buffer: its chunk and capacity are loaded once, checked, and only the copies used.
+        let chunk = Int(buffer.chunk)
+        let capacity = Int(buffer.capacity)
+        guard chunk < data.chunkCount, capacity <= data.chunkSize, length <= capacity else { return .unfit }
+        let start = chunk * data.chunkSize
         data.withBytes(start..<start + length) { fill($0) }
         buffer.offset = 0
         buffer.validLength = UInt32(length)
@@ -207,12 +223,12 @@ public final class MiniportContext {
     // MARK: The framework
 
     /// Marks a binding as having broken the contract; the data plane closes it after this turn.
-    func reportViolation(_ binding: UInt64, _ violation: NetRingViolation) {
+    package func reportViolation(_ binding: UInt64, _ violation: NetRingViolation) {
         guard !violations.contains(where: { $0.binding == binding }) else { return }
         violations.append((binding, violation))
     }
 
-    func binding(_ id: UInt64) -> MiniportBinding? { bindingIndex[id].map { bindings[$0] } }
+    package func binding(_ id: UInt64) -> MiniportBinding? { bindingIndex[id].map { bindings[$0] } }
 
     func pendingSlot(_ binding: MiniportBinding, _ packet: MiniportPacket) -> UInt32? {
         let slot = Int(packet.slot)
@@ -229,7 +245,7 @@ public final class MiniportContext {
         if !status.isSuccess { binding.failed += 1 }
     }
 
-    func add(_ binding: MiniportBinding) {
+    package func add(_ binding: MiniportBinding) {
         bindingIndex[binding.id] = bindings.count
         bindings.append(binding)
         binding.regions.control.state.store(BindingState.open.rawValue)
@@ -238,7 +254,7 @@ public final class MiniportContext {
 
     /// Removes a binding. If its protocol is still there, everything it sent completes first (`CLOSING` for
     /// what the driver had not finished) and is returned, and the protocol is woken.
-    func remove(_ id: UInt64, protocolAlive: Bool) {
+    package func remove(_ id: UInt64, protocolAlive: Bool) {
         guard let position = bindingIndex[id] else { return }
         let binding = bindings[position]
         binding.regions.control.state.store(BindingState.closing.rawValue)
@@ -306,7 +322,7 @@ public final class MiniportContext {
 
     /// One turn over a binding's transmit queue: post (hand packets to the driver), then drain (return the
     /// completed prefix in ring order). Returns how many packets moved.
-    func turn(_ binding: MiniportBinding, budget: Int) throws(NetRingViolation) -> Int {
+    package func turn(_ binding: MiniportBinding, budget: Int) throws(NetRingViolation) -> Int {
         // Before the driver sees anything: the protocol left the driver's indices alone and only grew EndIndex.
         try binding.indexGuard.verify(transmit: binding.rings, receive: binding.receive)
         if binding.rings.isChecked {
@@ -434,6 +450,8 @@ public final class MiniportContext {
                 .osPacketFragmentsOutsideRange, ring: .packet, index: element.index,
                 "fragments [\(first), +\(count)) are not within the driver's [\(begin), \(end))")
         }
+        binding.slotFragmentFirst[Int(element.index)] = first
+        binding.slotFragmentCount[Int(element.index)] = UInt16(count)
         var index = first
         var bytes = 0
         for _ in 0..<count {

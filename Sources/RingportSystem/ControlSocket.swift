@@ -9,8 +9,11 @@ public struct ControlSocket: ~Copyable {
 
     deinit { close(descriptor) }
 
-    /// Binds and listens at `path` (an existing socket file must have been removed), with `mode`.
-    public static func listen(path: String, mode: mode_t) throws(SystemError) -> ControlSocket {
+    /// Binds and listens at `path` (an existing socket file must have been removed), with `mode`; `backlog`
+    /// connections may wait to be accepted.
+    public static func listen(path: String, mode: mode_t, backlog: CInt = SOMAXCONN) throws(SystemError)
+        -> ControlSocket
+    {
         let socket = try make()
         var address = try unixAddress(path)
         let bound = withUnsafePointer(to: &address) {
@@ -20,7 +23,7 @@ public struct ControlSocket: ~Copyable {
         }
         guard bound == 0 else { throw .fromErrno("bind(\(path))") }
         guard chmod(path, mode) == 0 else { throw .fromErrno("chmod(\(path))") }
-        guard Glibc.listen(socket.descriptor, 64) == 0 else { throw .fromErrno("listen(\(path))") }
+        guard Glibc.listen(socket.descriptor, backlog) == 0 else { throw .fromErrno("listen(\(path))") }
         return socket
     }
 
@@ -35,6 +38,58 @@ public struct ControlSocket: ~Copyable {
         }
         guard connected == 0 else { throw .fromErrno("connect(\(path))") }
         return socket
+    }
+
+    /// Connects within `timeout` seconds, or throws `ETIMEDOUT`: a listener whose backlog is full (a wedged
+    /// miniport) makes a blocking connect wait for good. The socket is blocking again when this returns.
+    public static func connect(path: String, timeout: Double) throws(SystemError) -> ControlSocket {
+        let socket = try make()
+        var address = try unixAddress(path)
+        try socket.setNonBlocking()
+        let deadline = ProcessControl.monotonicNanoseconds() &+ UInt64(max(0, timeout) * 1e9)
+        var pause: UInt32 = 200
+        while true {
+            let connected = withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    Glibc.connect(socket.descriptor, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+                }
+            }
+            if connected == 0 { break }
+            let error = errno
+            let now = ProcessControl.monotonicNanoseconds()
+            let remaining = deadline > now ? deadline - now : 0
+            if error == EINTR { continue }
+            if error == EINPROGRESS {
+                // Not what a Unix socket does today, but the portable form: wait for writability, then ask.
+                var entry = pollfd(fd: socket.descriptor, events: Int16(POLLOUT), revents: 0)
+                let ready = poll(&entry, 1, Int32(clamping: (remaining + 999_999) / 1_000_000))
+                guard ready > 0 else { throw SystemError("connect(\(path))", .timedOut) }
+                var failure: CInt = 0
+                var size = socklen_t(MemoryLayout<CInt>.size)
+                _ = getsockopt(socket.descriptor, SOL_SOCKET, SO_ERROR, &failure, &size)
+                guard failure == 0 else { throw SystemError("connect(\(path))", .init(rawValue: failure)) }
+                break
+            }
+            // EAGAIN: the listener's backlog is full. Unix sockets offer nothing to poll for: retry, backing off.
+            guard error == EAGAIN else { throw SystemError("connect(\(path))", .init(rawValue: error)) }
+            guard remaining > 0 else { throw SystemError("connect(\(path))", .timedOut) }
+            usleep(UInt32(min(UInt64(pause), remaining / 1000 + 1)))
+            pause = min(pause * 2, 20_000)
+        }
+        let flags = fcntl(socket.descriptor, F_GETFL)
+        guard flags >= 0, fcntl(socket.descriptor, F_SETFL, flags & ~O_NONBLOCK) == 0 else {
+            throw .fromErrno("fcntl(~O_NONBLOCK)")
+        }
+        return socket
+    }
+
+    /// The peer's process and user, from the kernel (SO_PEERCRED), never from what the peer says.
+    public func peerCredentials() throws(SystemError) -> (processID: Int32, userID: UInt32) {
+        var pid: Int32 = 0
+        var uid: UInt32 = 0
+        let result = rp_peer_credentials(descriptor, &pid, &uid)
+        guard result == 0 else { throw SystemError("getsockopt(SO_PEERCRED)", .init(rawValue: result)) }
+        return (pid, uid)
     }
 
     static func make() throws(SystemError) -> ControlSocket {
@@ -65,6 +120,39 @@ public struct ControlSocket: ~Copyable {
             throw .fromErrno("accept")
         }
         return ControlSocket(descriptor: fd)
+    }
+
+    /// What a non-blocking `trySend` did.
+    public enum SendResult: Equatable, Sendable {
+        case sent
+        /// The socket's buffer is full: try again once it is writable.
+        case wouldBlock
+        case failed(errno: CInt)
+    }
+
+    /// Sends one encoded message (with `passing`, a descriptor, if given) without ever waiting.
+    public func trySend(_ bytes: [UInt8], passing fd: CInt = -1) -> SendResult {
+        let sent = bytes.withUnsafeBytes {
+            rp_send_with_fds(descriptor, $0.baseAddress, $0.count, [fd], fd >= 0 ? 1 : 0, 1, Int32(MSG_DONTWAIT))
+        }
+        if sent == bytes.count { return .sent }
+        if sent == -Int(EAGAIN) { return .wouldBlock }
+        return .failed(errno: sent < 0 ? CInt(-sent) : EMSGSIZE)
+    }
+
+    /// Sends raw bytes with `descriptors`, `perControlMessage` of them in each SCM_RIGHTS control message
+    /// (tests: what a hostile client can send).
+    public func sendRaw(_ bytes: [UInt8], passing descriptors: [CInt], perControlMessage: Int = 1)
+        throws(SystemError)
+    {
+        let sent = bytes.withUnsafeBytes {
+            rp_send_with_fds(
+                descriptor, $0.baseAddress, $0.count, descriptors, UInt32(descriptors.count),
+                UInt32(max(1, perControlMessage)), 0)
+        }
+        guard sent == bytes.count else {
+            throw SystemError("sendmsg", .init(rawValue: sent < 0 ? CInt(-sent) : EMSGSIZE))
+        }
     }
 
     /// Sends one message, with `passing` (a descriptor) if given.
@@ -109,9 +197,18 @@ public struct ControlSocket: ~Copyable {
     }
 
     /// Whether a `receive` would return at once (a message, or the peer's close), waiting up to `milliseconds`.
+    /// A signal does not cut the wait short: `poll` is resumed with the time left.
     public func isReadable(waitingMilliseconds milliseconds: Int32 = 0) -> Bool {
-        var entry = pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0)
-        return poll(&entry, 1, milliseconds) > 0
+        let deadline = ProcessControl.monotonicNanoseconds() + UInt64(max(0, milliseconds)) * 1_000_000
+        var wait = milliseconds
+        while true {
+            var entry = pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0)
+            let ready = poll(&entry, 1, wait)
+            if ready >= 0 || errno != EINTR { return ready > 0 }
+            let now = ProcessControl.monotonicNanoseconds()
+            guard now < deadline else { return false }
+            wait = Int32(clamping: (deadline - now + 999_999) / 1_000_000)
+        }
     }
 
     /// Sets `O_NONBLOCK`.

@@ -2,27 +2,148 @@ import Glibc
 
 /// Where a miniport keeps its socket and lock: `--dir`, else `RINGPORT_DIR`, else `/run/ringport` for root
 /// and `$XDG_RUNTIME_DIR/ringport` (or `/tmp/ringport-<uid>`) for anyone else.
+///
+/// Another local user must not be able to plant it (create it first, or make it a symlink): whoever owns the
+/// directory decides which miniport a client reaches and where the miniport writes its pid. So the default
+/// directory is created by its owner with 0700 (plus search permission for exactly the classes the socket
+/// admits: 0710 with `--group`, 0711 with a world socket), and refused when it is a symlink, not ours, or
+/// wider than that. An explicit directory (`--dir`, `RINGPORT_DIR`) is the caller's choice: it is refused only
+/// as a symlink or when owned by someone other than us or root; its mode is left alone.
 public struct RuntimeDirectory: Sendable, Hashable {
     public let path: String
+    /// No `--dir` and no `RINGPORT_DIR`: the per-user default, checked strictly on both sides.
+    public let isDefault: Bool
 
     public init(_ explicit: String? = nil) {
         if let explicit, !explicit.isEmpty {
             path = explicit
+            isDefault = false
         } else if let fromEnvironment = getenv("RINGPORT_DIR").map({ String(cString: $0) }), !fromEnvironment.isEmpty {
             path = fromEnvironment
-        } else if getuid() == 0 {
+            isDefault = false
+        } else if geteuid() == 0 {
             path = "/run/ringport"
+            isDefault = true
         } else if let runtime = getenv("XDG_RUNTIME_DIR").map({ String(cString: $0) }), !runtime.isEmpty {
             path = runtime + "/ringport"
+            isDefault = true
         } else {
-            path = "/tmp/ringport-\(getuid())"
+            path = "/tmp/ringport-\(geteuid())"
+            isDefault = true
         }
     }
 
-    /// Creates the directory if needed (0755 for root, whose protocols may be other users; 0700 otherwise).
-    public func create() throws(SystemError) {
-        let mode: mode_t = getuid() == 0 ? 0o755 : 0o700
-        if mkdir(path, mode) != 0 && errno != EEXIST { throw .fromErrno("mkdir(\(path))") }
+    /// `path`, checked as the default directory or as an explicit one (tests).
+    init(path: String, isDefault: Bool) {
+        self.path = path
+        self.isDefault = isDefault
+    }
+
+    /// A directory (or a file in it) that someone else could have planted or could reach into: refused.
+    public enum Failure: Error, Hashable, Sendable, CustomStringConvertible {
+        case unsafe(path: String, reason: String)
+        case unknownGroup(String)
+        case system(SystemError)
+
+        public var description: String {
+            switch self {
+            case .unsafe(let path, let reason): "refusing \(path): \(reason)"
+            case .unknownGroup(let name): "no group \"\(name)\""
+            case .system(let error): error.description
+            }
+        }
+    }
+
+    /// The directory's mode for a socket of `socketMode`: rwx for the owner, search (x, never list or write)
+    /// for each class the socket admits.
+    public static func mode(forSocketMode socketMode: mode_t) -> mode_t {
+        0o700 | (socketMode & 0o060 != 0 ? 0o010 : 0) | (socketMode & 0o006 != 0 ? 0o001 : 0)
+    }
+
+    /// The group `name` (or a number) names.
+    public static func groupID(_ name: String) throws(Failure) -> gid_t {
+        if let group = getgrnam(name) { return group.pointee.gr_gid }
+        if let number = gid_t(name), getgrgid(number) != nil { return number }
+        throw .unknownGroup(name)
+    }
+
+    /// Creates the directory if needed and checks that nobody else can have planted it (see the type).
+    /// `group`: the directory gets that group and its search permission, for a socket of that group.
+    public func create(socketMode: mode_t = 0o600, group: gid_t? = nil) throws(Failure) {
+        let wanted = Self.mode(forSocketMode: socketMode | (group == nil ? 0 : 0o060))
+        var created = false
+        if mkdir(path, 0o700) == 0 {
+            created = true
+        } else if errno != EEXIST {
+            throw .system(.fromErrno("mkdir(\(path))"))
+        }
+        // Checked through a descriptor opened without following a link: what we check is what we chmod.
+        let fd = Glibc.open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        guard fd >= 0 else {
+            if errno == ELOOP || errno == ENOTDIR {
+                throw .unsafe(path: path, reason: "it is a symbolic link or not a directory")
+            }
+            throw .system(.fromErrno("open(\(path))"))
+        }
+        defer { close(fd) }
+        var info = stat()
+        guard fstat(fd, &info) == 0 else { throw .system(.fromErrno("fstat(\(path))")) }
+        try Self.checkOwner(info, path: path, allowRoot: !isDefault)
+        let mode = info.st_mode & 0o7777
+        if isDefault && !created && mode & ~wanted != 0 {
+            throw .unsafe(
+                path: path,
+                reason: "its mode is \(String(mode, radix: 8)), wider than \(String(wanted, radix: 8)) "
+                    + "(someone else may have put files in it; remove it or chmod \(String(wanted, radix: 8)) it)"
+            )
+        }
+        if let group, info.st_gid != group {
+            guard fchown(fd, uid_t.max, group) == 0 else {
+                throw .system(.fromErrno("fchown(\(path), group \(group)) (only a member of the group may)"))
+            }
+        }
+        // Ours: created now, or a default no wider than wanted. An explicit directory keeps its mode.
+        if (created || isDefault) && mode != wanted {
+            guard fchmod(fd, wanted) == 0 else { throw .system(.fromErrno("fchmod(\(path))")) }
+        }
+    }
+
+    /// The client's check before it connects: a default directory must be ours or root's and no symlink
+    /// (another user's directory at our default path is a fake miniport waiting). An explicit directory is
+    /// the caller's choice (another user's miniport, reached through `--group`) and is not checked.
+    public func checkForClient() throws(Failure) {
+        guard isDefault else { return }
+        var info = stat()
+        guard lstat(path, &info) == 0 else {
+            if errno == ENOENT { return }  // no miniport: the connect says so
+            throw .system(.fromErrno("lstat(\(path))"))
+        }
+        guard info.st_mode & mode_t(S_IFMT) == mode_t(S_IFDIR) else {
+            throw .unsafe(path: path, reason: "it is a symbolic link or not a directory")
+        }
+        try Self.checkOwner(info, path: path, allowRoot: true)
+    }
+
+    static func checkOwner(_ info: stat, path: String, allowRoot: Bool) throws(Failure) {
+        let me = geteuid()
+        guard info.st_uid == me || (allowRoot && info.st_uid == 0) else {
+            throw .unsafe(path: path, reason: "it belongs to uid \(info.st_uid), not to us (uid \(me))")
+        }
+    }
+
+    /// Gives the control socket at `path` its `mode` and, if set, `group`, without following a link, after
+    /// checking it is the socket we just bound (ours).
+    public static func secureSocket(path: String, mode: mode_t, group: gid_t?) throws(Failure) {
+        var info = stat()
+        guard lstat(path, &info) == 0 else { throw .system(.fromErrno("lstat(\(path))")) }
+        guard info.st_mode & mode_t(S_IFMT) == mode_t(S_IFSOCK), info.st_uid == geteuid() else {
+            throw .unsafe(path: path, reason: "not the socket this process bound")
+        }
+        if let group {
+            guard lchown(path, uid_t.max, group) == 0 else { throw .system(.fromErrno("lchown(\(path))")) }
+        }
+        // chmod follows links; the lstat above saw a socket in a directory no one else can write.
+        guard chmod(path, mode) == 0 else { throw .system(.fromErrno("chmod(\(path))")) }
     }
 
     public func socketPath(adapter: String) -> String { "\(path)/\(adapter).sock" }
@@ -46,20 +167,38 @@ public struct AdapterLock: ~Copyable {
 
     public enum Failure: Error, CustomStringConvertible {
         case held(path: String, byProcess: Int32?)
+        /// The lock path is a link or someone else's file: refused, nothing written.
+        case unsafe(path: String, reason: String)
         case system(SystemError)
         public var description: String {
             switch self {
             case .held(let path, let pid):
                 "the adapter is already served by another miniport\(pid.map { " (pid \($0))" } ?? "") (lock \(path))"
+            case .unsafe(let path, let reason): "refusing \(path): \(reason)"
             case .system(let error): error.description
             }
         }
     }
 
-    /// Takes the lock without waiting and writes our pid into the file.
+    /// Takes the lock without waiting and writes our pid into the file. The file is opened without following
+    /// a link and must be a regular file of ours with one name: a planted link or hard link is refused, so the
+    /// pid is never written through it.
     public init(path: String) throws(Failure) {
-        let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw .system(.fromErrno("open(\(path))")) }
+        let fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0o644)
+        guard fd >= 0 else {
+            if errno == ELOOP { throw .unsafe(path: path, reason: "the lock file is a symbolic link") }
+            throw .system(.fromErrno("open(\(path))"))
+        }
+        var info = stat()
+        guard fstat(fd, &info) == 0 else {
+            let error = SystemError.fromErrno("fstat(\(path))")
+            close(fd)
+            throw .system(error)
+        }
+        guard info.st_mode & mode_t(S_IFMT) == mode_t(S_IFREG), info.st_uid == geteuid(), info.st_nlink == 1 else {
+            close(fd)
+            throw .unsafe(path: path, reason: "the lock file is not a regular file of ours with one link")
+        }
         if flock(fd, LOCK_EX | LOCK_NB) != 0 {
             let error = errno
             var buffer = [UInt8](repeating: 0, count: 32)

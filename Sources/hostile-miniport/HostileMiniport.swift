@@ -33,10 +33,32 @@ enum Attack: String, CaseIterable {
     case exitAfterComplete
     /// Plays by the rules: completes every send with `SUCCESS`, echoes nothing.
     case honest
+    /// Returns receive packets and buffers past `EndIndex`: slots the library never posted.
+    case receiveUnpostedSlots
+    /// Every frame's buffer names a chunk the library never posted for receive (its own transmit buffers,
+    /// or past the data area), with the payload written there.
+    case receiveUnpostedChunks
+    /// Truncates the segment to one page once the first packets completed (refused when it is sealed).
+    case truncateSegment
+    /// Hands over a named POSIX segment, which cannot be sealed, instead of a sealed memfd.
+    case unsealedSegment
+    /// Listens but never accepts, with its backlog full: a blocking `connect()` would wait for good.
+    case wedged
+    /// Loops sends back honestly while each round writes random bytes somewhere in the segment's regions.
+    case scribble
+    /// Loops sends back honestly while each round flips a bit of a completion status, a ring index or a
+    /// receive element, and flips it back a moment later.
+    case flip
+
+    /// The attacks that act in rounds (`--rounds`), looping every send back meanwhile.
+    var isRounds: Bool { self == .scribble || self == .flip }
 
     var isReceive: Bool {
-        [.driverChangedReceiveBuffer, .driverReturnedInvalidReceivePacket, .driverAttachedResourcesToIgnoredPacket]
-            .contains(self)
+        [
+            .driverChangedReceiveBuffer, .driverReturnedInvalidReceivePacket, .driverAttachedResourcesToIgnoredPacket,
+            .receiveUnpostedChunks,
+        ]
+        .contains(self)
     }
 }
 
@@ -55,12 +77,19 @@ struct HostileMiniportMain {
             let attack = Attack(rawValue: name)
         else {
             fail(
-                "usage: hostile-miniport --dir D --adapter A --rule R [--lifetime S] (rules: "
+                "usage: hostile-miniport --dir D --adapter A --rule R [--lifetime S] [--bindings N] [--rounds R] "
+                    + "[--seed S] [--targets index,status,tx,rx] (rules: "
                     + Attack.allCases.map(\.rawValue).joined(separator: " ") + ")")
         }
         let lifetime = Double(options["lifetime"] ?? "") ?? 30
+        let plan = Plan(
+            bindings: Int(options["bindings"] ?? "") ?? 1,
+            rounds: Int(options["rounds"] ?? "") ?? 2000,
+            seed: UInt64(options["seed"] ?? "") ?? 1,
+            targets: Set((options["targets"] ?? "index,status,tx,rx").split(separator: ",").map(String.init))
+        )
         do {
-            try serve(RuntimeDirectory(directory), adapter: adapter, attack: attack, lifetime: lifetime)
+            try serve(RuntimeDirectory(directory), adapter: adapter, attack: attack, lifetime: lifetime, plan: plan)
         } catch {
             fail("hostile-miniport: \(error)")
         }
@@ -72,26 +101,86 @@ struct HostileMiniportMain {
         exit(2)
     }
 
-    static func serve(_ directory: RuntimeDirectory, adapter: String, attack: Attack, lifetime: Double) throws {
+    /// How many bindings to serve one after another, and the rounds of a round attack in each.
+    struct Plan {
+        var bindings: Int
+        var rounds: Int
+        var seed: UInt64
+        /// What `flip` flips: `index`, `status`, `tx` (transmit elements), `rx` (receive elements).
+        var targets: Set<String>
+    }
+
+    static func say(_ line: String) {
+        print(line)
+        fflush(nil)
+    }
+
+    static func serve(
+        _ directory: RuntimeDirectory, adapter: String, attack: Attack, lifetime: Double, plan: Plan
+    ) throws {
         try directory.create()
         let path = directory.socketPath(adapter: adapter)
         unlink(path)
         let listener = try ControlSocket.listen(path: path, mode: 0o600)
         defer { unlink(path) }
-        print("hostile-miniport \(adapter) is up (\(attack.rawValue))")
-        fflush(nil)
-        let milliseconds = Int32(lifetime * 1000)
-        guard listener.isReadable(waitingMilliseconds: milliseconds), let socket = try listener.accept() else {
-            fail("nobody connected")
+        let deadline = ProcessControl.monotonicNanoseconds() + UInt64(lifetime * 1e9)
+        if attack == .wedged {
+            let held = fillBacklog(path)
+            say("hostile-miniport \(adapter) is up (\(attack.rawValue), \(held.count) connections in the backlog)")
+            while ProcessControl.monotonicNanoseconds() < deadline { usleep(10_000) }
+            withExtendedLifetime(held) {}
+            return
         }
-        guard socket.isReadable(waitingMilliseconds: 5000) else { fail("no open request") }
+        say("hostile-miniport \(adapter) is up (\(attack.rawValue))")
+        var rounds = 0
+        var served = 0
+        var random = plan.seed
+        for _ in 0..<plan.bindings {
+            let now = ProcessControl.monotonicNanoseconds()
+            guard now < deadline else { break }
+            let milliseconds = Int32(clamping: (deadline - now) / 1_000_000)
+            guard listener.isReadable(waitingMilliseconds: milliseconds), let socket = try listener.accept() else {
+                if served == 0 { fail("nobody connected") }
+                break
+            }
+            served += 1
+            random &+= 0x9E37_79B9_7F4A_7C15
+            rounds += try serveBinding(
+                socket, adapter: adapter, attack: attack, deadline: deadline, plan: plan, seed: random)
+        }
+        say("hostile-miniport served \(served) bindings, \(rounds) rounds")
+    }
+
+    /// Connects to its own listener until a connect would block (the backlog is full); the sockets stay
+    /// open, never accepted.
+    static func fillBacklog(_ path: String) -> [Int32] {
+        var limit = rlimit()
+        getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+        limit.rlim_cur = limit.rlim_max
+        setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+        var held: [Int32] = []
+        while held.count < 100_000 {
+            guard let socket = try? ControlSocket.connect(path: path, timeout: 0.02) else { break }
+            held.append(dup(socket.descriptor))
+        }
+        return held
+    }
+
+    /// Serves one binding: returns the rounds of a round attack it played.
+    static func serveBinding(
+        _ socket: borrowing ControlSocket, adapter: String, attack: Attack, deadline: UInt64, plan: Plan, seed: UInt64
+    ) throws -> Int {
+        guard socket.isReadable(waitingMilliseconds: 5000) else { return 0 }
         let received = try socket.receive()
-        guard case .message(let request, let passed) = consume received else { fail("no open request") }
+        guard case .message(let request, let passed) = consume received else { return 0 }
         if passed >= 0 { close(passed) }
         guard case .open(_, _, let requested, _) = request else { fail("not an open request: \(request)") }
         // As ControlPlane.open: create, initialize, pass the descriptor, unlink the name.
         let granted = requested.clamped(to: .maximum)
-        let segment = try SharedSegment.create(prefix: "ringport=\(adapter)=", layout: granted.layout)
+        let segment =
+            attack == .unsealedSegment
+            ? try SharedSegment.createNamed(prefix: "ringport=\(adapter)=", layout: granted.layout)
+            : try SharedSegment.create(prefix: "ringport=\(adapter)=", layout: granted.layout)
         var views: [Region: UnsafeMutableRawBufferPointer] = [:]
         for region in segment.header.regions { views[region] = segment.bytes(of: region) }
         let regions = try BindingRegions.initialize(header: segment.header, configuration: granted) { views[$0]! }
@@ -103,26 +192,30 @@ struct HostileMiniportMain {
             }
         }
         let fd = try segment.openDescriptor()
-        segment.unlinkName()
         try socket.send(.opened(status: .success, bindingID: 1, granted: granted), passing: fd)
-        close(fd)
+        segment.unlinkName()
+        // truncateSegment keeps a descriptor to truncate through later.
+        let kept = attack == .truncateSegment ? fd : -1
+        if kept < 0 { close(fd) }
+        defer { if kept >= 0 { close(kept) } }
         regions.control.state.store(BindingState.open.rawValue)
-        var driver = HostileDriver(regions: regions, attack: attack)
-        let deadline = ProcessControl.monotonicNanoseconds() + UInt64(lifetime * 1e9)
+        var driver = HostileDriver(
+            regions: regions, attack: attack, views: segment.header.regions.map { views[$0]! }, rounds: plan.rounds,
+            seed: seed, segmentDescriptor: kept, flipTargets: plan.targets)
         while ProcessControl.monotonicNanoseconds() < deadline {
             if socket.isReadable() {
                 let received: ControlSocket.Received
-                do { received = try socket.receive(nonBlocking: true) } catch { return }
+                do { received = try socket.receive(nonBlocking: true) } catch { return driver.roundsDone }
                 switch consume received {
                 case .message(let message, let fd):
                     if fd >= 0 { close(fd) }
                     if message == .close {
                         try? socket.send(.closed(status: .success))
-                        return
+                        return driver.roundsDone
                     }
                 case .nothing: break
-                case .closed: return  // the protocol closed the connection
-                case .malformed: return
+                case .closed: return driver.roundsDone  // the protocol closed the connection
+                case .malformed: return driver.roundsDone
                 }
             }
             switch driver.step() {
@@ -132,9 +225,14 @@ struct HostileMiniportMain {
                 // D1: everything is returned with SUCCESS; the connection closes before anyone is woken.
                 shutdown(socket.descriptor, Int32(SHUT_RDWR))
                 exit(0)
+            case .hangUp:
+                // The rounds are played and the binding still open: let the protocol see the miniport go.
+                shutdown(socket.descriptor, Int32(SHUT_RDWR))
+                return driver.roundsDone
             }
         }
         withExtendedLifetime(segment) {}
+        return driver.roundsDone
     }
 }
 
@@ -152,12 +250,36 @@ struct HostileDriver {
     /// After breaking its rule once, the driver does nothing more on that ring.
     var broken = false
     var brokeAt: UInt64 = 0
+    /// The round attacks: every region of the segment, the rounds to play and played, a SplitMix64 state.
+    let views: [UnsafeMutableRawBufferPointer]
+    let maxRounds: Int
+    let flipTargets: Set<String>
+    var roundsDone = 0
+    var random: UInt64
+    /// truncateSegment: the segment's descriptor (else -1).
+    let segmentDescriptor: Int32
 
-    enum Step { case worked, idle, exitNow }
+    enum Step { case worked, idle, exitNow, hangUp }
 
-    init(regions: BindingRegions, attack: Attack) {
+    init(
+        regions: BindingRegions, attack: Attack, views: [UnsafeMutableRawBufferPointer] = [], rounds: Int = 0,
+        seed: UInt64 = 1, segmentDescriptor: Int32 = -1, flipTargets: Set<String> = []
+    ) {
         self.regions = regions
         self.attack = attack
+        self.views = views
+        maxRounds = rounds
+        random = seed
+        self.segmentDescriptor = segmentDescriptor
+        self.flipTargets = flipTargets
+    }
+
+    mutating func next(_ bound: Int) -> Int {
+        random &+= 0x9E37_79B9_7F4A_7C15
+        var z = random
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return Int((z ^ (z >> 31)) % UInt64(max(1, bound)))
     }
 
     var tx: NetRing { regions.transmitPacketRing }
@@ -167,10 +289,33 @@ struct HostileDriver {
 
     mutating func step() -> Step {
         if attack.isReceive { return receiveStep() || transmitHonestly() ? .worked : .idle }
+        if attack.isRounds { return roundStep() }
         let end = tx.loadEndIndex()
         switch attack {
-        case .honest, .nonZeroStartIndices:
+        case .honest, .nonZeroStartIndices, .unsealedSegment, .wedged:
             return transmitHonestly() ? .worked : .idle
+        case .truncateSegment:
+            if broken { return .idle }  // truncated: touching the segment now would be SIGBUS here too
+            guard completed > 0 else { return transmitHonestly() ? .worked : .idle }
+            if ftruncate(segmentDescriptor, 4096) == 0 {
+                HostileMiniportMain.say("truncated the segment to 4096 bytes")
+                broken = true
+                wakeProtocol()  // the control block is in the first page
+                return .worked
+            }
+            let error = errno
+            HostileMiniportMain.say("truncation refused (errno \(error))")
+            broken = false
+            return transmitHonestly() ? .worked : .idle
+        case .receiveUnpostedSlots:
+            _ = transmitHonestly()
+            if broken || completed == 0 { return .idle }
+            // Packets and buffers returned past EndIndex: slots the library never posted.
+            rx.storeBeginIndex(rx.advance(rx.loadEndIndex(), by: 3))
+            rxFragments.storeBeginIndex(rxFragments.advance(rxFragments.loadEndIndex(), by: 3))
+            broken = true
+            wakeProtocol()
+            return .worked
         case .statusGarbage:
             let garbage: [NDISStatus] = [
                 NDISStatus(rawValue: 0xDEAD_BEEF), .pending, NDISStatus(rawValue: 0x1234_5678), .success,
@@ -297,6 +442,17 @@ struct HostileDriver {
                 returnsFragment = false
             case .driverAttachedResourcesToIgnoredPacket:
                 packet.ignore = true  // dropped, yet with the buffer attached and returned
+            case .receiveUnpostedChunks:
+                // A chunk past the data area, or one at its top, never a receive buffer (the library sets
+                // those aside from the bottom): the payload goes there.
+                let foreign = UInt32(frames % 4 == 1 ? data.chunkCount + frames : data.chunkCount - 1 - frames % 8)
+                if Int(foreign) < data.chunkCount {
+                    let start = Int(foreign) * data.chunkSize
+                    data.withBytes(start..<start + payload.count) {
+                        $0.copyBytes(from: Array("FOREIGN!".utf8.prefix(payload.count)))
+                    }
+                }
+                fragment.chunk = foreign
             default:
                 break
             }
@@ -310,5 +466,144 @@ struct HostileDriver {
         rx.storeBeginIndex(rxPacketBegin)
         wakeProtocol()
         return true
+    }
+    // MARK: Round attacks (scribble, flip)
+
+    /// One round of the attack (while rounds remain), then a loopback turn: each sent packet completes
+    /// with SUCCESS and comes back as a frame when a receive slot and buffer are posted.
+    mutating func roundStep() -> Step {
+        if roundsDone >= maxRounds { return .hangUp }
+        // The rounds start once the library has attached and sent (before that, a scribble only makes
+        // the open fail).
+        guard completed > 0 else { return loopback() ? .worked : .idle }
+        roundsDone += 1
+        if attack == .scribble { scribble() } else { flip() }
+        if !loopback() { usleep(20) }  // give the protocol a moment between rounds
+        return .worked
+    }
+
+    /// Random bytes (1 to 16) at a random place of a random region.
+    mutating func scribble() {
+        guard !views.isEmpty else { return }
+        let view = views[next(views.count)]
+        guard view.count > 0 else { return }
+        let length = min(view.count, 1 + next(16))
+        let offset = next(view.count - length + 1)
+        for i in 0..<length { view[offset + i] = UInt8(truncatingIfNeeded: next(256)) }
+    }
+
+    /// Flips one bit of a field the library reads, waits a moment, and flips it back.
+    mutating func flip() {
+        let bit = UInt32(1) << UInt32(next(32))
+        let pause = next(2000)
+        func hold(_ pause: Int) { for _ in 0..<pause { ProcessControl.relax() } }
+        // Index flips are caught at once (the binding closes), so they are rare: the rest race the reads.
+        var choice = next(32)
+        let target = choice == 0 ? "index" : choice <= 8 ? "status" : choice <= 16 ? "tx" : "rx"
+        if !flipTargets.contains(target) {
+            // Another enabled target (the list is never empty of all four).
+            let order: [(String, Int)] = [("status", 1), ("tx", 9), ("rx", 17), ("index", 0)]
+            guard let other = order.first(where: { flipTargets.contains($0.0) }) else { return }
+            choice = other.1
+        }
+        switch choice {
+        case 1...8:  // a completion status
+            let descriptor = regions.descriptors[next(regions.descriptors.count)]
+            let status = descriptor.status
+            descriptor.status = NDISStatus(rawValue: status.rawValue ^ bit)
+            hold(pause)
+            descriptor.status = status
+        case 0:  // a ring index the driver owns
+            let ring = [tx, txFragments, rx, rxFragments][next(4)]
+            let begin = ring.loadBeginIndex()
+            ring.storeBeginIndex(begin ^ bit)
+            wakeProtocol()
+            hold(pause)
+            ring.storeBeginIndex(begin)
+        case 9...16:  // a transmit packet element: its descriptor and fragments
+            let packet = NetPacket(tx, at: UInt32(next(Int(tx.numberOfElements))), verifier: nil)
+            let (descriptor, index, count) = (packet.descriptor, packet.fragmentIndex, packet.fragmentCount)
+            packet.descriptor = descriptor ^ bit
+            if next(2) == 0 { packet.fragmentIndex = index ^ bit }
+            hold(pause)
+            (packet.descriptor, packet.fragmentIndex, packet.fragmentCount) = (descriptor, index, count)
+        case 17...24:  // a receive packet element
+            let packet = NetPacket(rx, at: UInt32(next(Int(rx.numberOfElements))), verifier: nil)
+            let (index, count) = (packet.fragmentIndex, packet.fragmentCount)
+            packet.fragmentIndex = index ^ bit
+            packet.fragmentCount = count ^ UInt16(truncatingIfNeeded: bit | bit >> 16)
+            hold(pause)
+            (packet.fragmentIndex, packet.fragmentCount) = (index, count)
+        default:  // a receive buffer element
+            let fragment = NetFragment(rxFragments, at: UInt32(next(Int(rxFragments.numberOfElements))), verifier: nil)
+            let (length, offset, chunk) = (fragment.validLength, fragment.offset, fragment.chunk)
+            switch next(3) {
+            case 0: fragment.validLength = length ^ bit
+            case 1: fragment.offset = offset ^ UInt16(truncatingIfNeeded: bit | bit >> 16)
+            default: fragment.chunk = chunk ^ bit
+            }
+            hold(pause)
+            (fragment.validLength, fragment.offset, fragment.chunk) = (length, offset, chunk)
+        }
+    }
+
+    /// Completes every posted send with SUCCESS and hands each one's bytes back as a received frame, when
+    /// a slot and a buffer are posted (else the frame is dropped). Returns whether there was work.
+    mutating func loopback() -> Bool {
+        let end = tx.loadEndIndex()
+        guard end != txBegin else { return false }
+        let data = regions.data
+        var i = txBegin
+        var fragmentEnd = txFragmentBegin
+        while i != end {
+            let packet = NetPacket(tx, at: i, verifier: nil)
+            let count = Int(packet.fragmentCount)
+            let first = packet.fragmentIndex & txFragments.elementIndexMask
+            if count > 0 { fragmentEnd = txFragments.advance(first, by: Int32(count)) }
+            var payload: [UInt8] = []
+            if !packet.ignore && count <= 16 {
+                for k in 0..<count {
+                    let fragment = NetFragment(txFragments, at: txFragments.advance(first, by: Int32(k)), verifier: nil)
+                    if let span = data.span(of: fragment) { data.withBytes(span) { payload += $0 } }
+                }
+            }
+            let descriptor = packet.descriptor
+            if regions.descriptors.contains(descriptor) { regions.descriptors[Int(descriptor)].status = .success }
+            completed += 1
+            deliver(payload)
+            i = tx.increment(i)
+        }
+        txFragments.storeNextIndex(fragmentEnd)
+        txFragments.storeBeginIndex(fragmentEnd)
+        txFragmentBegin = fragmentEnd
+        tx.storeNextIndex(end)
+        tx.storeBeginIndex(end)
+        txBegin = end
+        wakeProtocol()
+        return true
+    }
+
+    /// One frame into the next posted receive slot and buffer, if there are both and it fits.
+    mutating func deliver(_ payload: [UInt8]) {
+        let data = regions.data
+        guard !payload.isEmpty, payload.count <= data.chunkSize, rx.loadEndIndex() != rxPacketBegin,
+            rxFragments.loadEndIndex() != rxFragmentBegin
+        else { return }
+        let packet = NetPacket(rx, at: rxPacketBegin, verifier: nil)
+        let fragment = NetFragment(rxFragments, at: rxFragmentBegin, verifier: nil)
+        let chunk = Int(fragment.chunk)
+        guard chunk < data.chunkCount, payload.count <= Int(fragment.capacity) else { return }
+        data.withBytes(chunk * data.chunkSize..<chunk * data.chunkSize + payload.count) { $0.copyBytes(from: payload) }
+        fragment.offset = 0
+        fragment.validLength = UInt32(payload.count)
+        packet.fragmentIndex = rxFragmentBegin
+        packet.fragmentCount = 1
+        packet.ignore = false
+        rxFragmentBegin = rxFragments.increment(rxFragmentBegin)
+        rxFragments.storeNextIndex(rxFragmentBegin)
+        rxFragments.storeBeginIndex(rxFragmentBegin)
+        rxPacketBegin = rx.increment(rxPacketBegin)
+        rx.storeNextIndex(rxPacketBegin)
+        rx.storeBeginIndex(rxPacketBegin)
     }
 }

@@ -7,7 +7,7 @@ import RingportSystem
 /// until they complete; then it attacks, and reports whether (and how fast) the miniport closed the
 /// binding: `closed after N ms` (exit 0) or `still open` (exit 3).
 ///
-///     hostile-protocol --adapter NAME --dir DIR --attack ATTACK
+///     hostile-protocol --adapter NAME --dir DIR --attack ATTACK [--writes N --seconds S]
 enum Attack: String, CaseIterable {
     /// Writes the transmit packet ring's `BeginIndex`, which only the driver writes.
     case writeBegin = "write-begin"
@@ -21,6 +21,15 @@ enum Attack: String, CaseIterable {
     case changeOwnedElement = "change-owned-element"
     /// Publishes a packet whose fragments lie past the fragment ring's `EndIndex`.
     case fragmentsOutsideRange = "fragments-outside-range"
+    /// Storm: flips fields of the rings and descriptors for a moment while the miniport reads them.
+    case flip
+    /// Storm: random bytes anywhere in the mapping.
+    case scribble
+    /// Shrinks (and grows) the segment's memory under the miniport.
+    case truncate
+
+    /// The attacks after which the miniport must close the binding; the others only must not hurt it.
+    var expectsClose: Bool { ![.flip, .scribble, .truncate].contains(self) }
 }
 
 struct HostileFailure: Error, CustomStringConvertible {
@@ -33,8 +42,10 @@ struct RawBinding: ~Copyable {
     let socket: ControlSocket
     let segment: SharedSegment
     let regions: BindingRegions
+    /// The segment's descriptor, kept (the truncate attack uses it; the storms close it when done).
+    let descriptor: CInt
 
-    init(adapter: String, directory: RuntimeDirectory) throws {
+    init(adapter: String, directory: RuntimeDirectory, quiet: Bool = false) throws {
         let socket = try ControlSocket.connect(path: directory.socketPath(adapter: adapter))
         try socket.send(
             .open(
@@ -45,13 +56,15 @@ struct RawBinding: ~Copyable {
         guard socket.isReadable(waitingMilliseconds: 5000) else { throw HostileFailure("no answer to open") }
         guard case .message(.opened(let status, let id, _), let fd) = try socket.receive(), status == .success, fd >= 0
         else { throw HostileFailure("open refused") }
-        print("binding \(id)")
+        if !quiet { print("binding \(id)") }
+        let spare = dup(fd)
         let segment = try SharedSegment.adopt(descriptor: fd, name: "hostile")
         var views: [Region: UnsafeMutableRawBufferPointer] = [:]
         for region in segment.header.regions { views[region] = segment.bytes(of: region) }
         regions = try BindingRegions.attach(header: segment.header) { views[$0]! }
         self.segment = segment
         self.socket = socket
+        descriptor = spare
     }
 }
 
@@ -71,12 +84,12 @@ struct HostileOS {
     }
 
     /// Posts `count` receive buffers and packet slots, as the library does at open.
-    mutating func postReceiveBuffers(_ count: Int) throws {
+    mutating func postReceiveBuffers(_ count: Int, capacity: Int = 8) throws {
         for k in 0..<count {
             let fragment = receive.stagedFragment(k)
             fragment.reset()
-            fragment.chunk = UInt32(regions.configuration.chunkCount - 1 - k)
-            fragment.capacity = 8
+            fragment.chunk = UInt32(regions.configuration.chunkCount - 1 - k % 16)
+            fragment.capacity = UInt32(capacity)
             receive.stagedPacket(k).reset()
         }
         try receive.publish(packets: count, fragments: count)
@@ -141,8 +154,17 @@ enum HostileProtocol {
             print("usage: hostile-protocol --adapter NAME --dir DIR --attack \(Attack.allCases.map(\.rawValue))")
             exit(64)
         }
+        if attack == .flip || attack == .scribble {
+            exit(
+                Storm.run(
+                    attack, adapter: adapter, directory: RuntimeDirectory(dir),
+                    writes: arguments["--writes"].flatMap(Int.init) ?? 1_000_000,
+                    seconds: arguments["--seconds"].flatMap(Double.init) ?? 20))
+        }
         do {
-            exit(try run(attack, binding: RawBinding(adapter: adapter, directory: RuntimeDirectory(dir))))
+            let binding = try RawBinding(adapter: adapter, directory: RuntimeDirectory(dir))
+            if attack == .truncate { exit(Storm.truncate(binding)) }
+            exit(try run(attack, binding: binding))
         } catch {
             print("hostile-protocol: \(error)")
             exit(1)
@@ -175,6 +197,8 @@ enum HostileProtocol {
         case .changeOwnedElement:
             let ring = regions.receiveFragmentRing
             os.receive.fragment(at: ring.loadBeginIndex()).capacity = 4
+        case .flip, .scribble, .truncate:
+            return 64  // run by Storm
         case .fragmentsOutsideRange:
             try os.send(1, publish: false)
             let packet = os.transmit.stagedPacket(0)

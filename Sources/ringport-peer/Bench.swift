@@ -49,7 +49,7 @@ struct Bench: ParsableCommand {
 
     func runRing() throws -> (Double, Double) {
         let geometry = TransferGeometry(packetRingSize: ringSize, fragmentRingSize: ringSize, chunkSize: 128)
-        let segment = try SharedSegment.create(prefix: "ringport-bench-", layout: geometry.layout)
+        let segment = try SharedSegment.createNamed(prefix: "ringport-bench-", layout: geometry.layout)
         let rings = try TransferRings.initialize(segment, geometry)
         let child = try spawnSelf([
             "drive", "--segment", segment.name, "--packets", "\(packets)", "--max-fragments", "1",

@@ -9,7 +9,8 @@ struct Stat: ParsableCommand {
 
     func run() throws {
         let directory = RuntimeDirectory(where_.dir)
-        let socket = try ControlSocket.connect(path: directory.socketPath(adapter: where_.adapter))
+        try directory.checkForClient()
+        let socket = try ControlSocket.connect(path: directory.socketPath(adapter: where_.adapter), timeout: 5)
         try socket.send(.queryStatistics)
         guard socket.isReadable(waitingMilliseconds: 5000), case .message(.statistics(let s), _) = try socket.receive()
         else { throw ValidationError("no statistics from the miniport") }
@@ -18,7 +19,8 @@ struct Stat: ParsableCommand {
                 + "packets=\(s.packetsSent) bytes=\(s.bytesSent) failed=\(s.packetsFailed) "
                 + "outstanding=\(s.packetsOutstanding) received=\(s.packetsReceived) dropped=\(s.packetsDropped) "
                 + "verification_errors=\(s.verificationErrors) refused_completions=\(s.completionsRefused) "
-                + "violations=\(s.bindingsViolated)"
+                + "violations=\(s.bindingsViolated) connections_refused=\(s.connectionsRefused) "
+                + "connections_dropped=\(s.connectionsDropped) opens_over_limit=\(s.opensOverLimit)"
         )
     }
 }

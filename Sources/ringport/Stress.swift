@@ -15,8 +15,15 @@ struct Stress: ParsableCommand {
             packets are reinitialized and reused. Prints `ok sent=N ...` and exits 0 when every packet came
             back once, in order, with the expected status.
 
-            Example:
+            With --chaos it starts its own loopback ringportd (found beside this executable, in a private
+            directory) and --protocols checking protocols, SIGKILLs them at random (--protocol-kills,
+            --miniport-kills) and restarts them, while the survivors check every completion, order and byte;
+            then it prints one `chaos ...` line (lost, duplicated, leaked descriptors, segments, pool and
+            socket files, reclaim and dead-miniport times) and exits 1 on any loss, duplicate or leak.
+
+            Examples:
               ringport stress --packets 100000 --max-buffers 8 --expect verified
+              ringport stress --chaos --protocols 4 --protocol-kills 1000 --miniport-kills 100
             """
     )
 
@@ -36,14 +43,44 @@ struct Stress: ParsableCommand {
     @Option(help: "Statuses to expect: success or verified.") var expect: Expectation = .success
     @Option(help: "Seconds to wait for the last completions.") var timeout = 60.0
     @Option(help: "After this many packets, stop and hold them until killed (for tests).") var holdAfter: Int?
+    @Flag(help: "Chaos: spawn a loopback ringportd and checking protocols, SIGKILL them at random, count leaks.")
+    var chaos = false
+    @Option(help: "Chaos: protocol processes.") var protocols = 4
+    @Option(help: "Chaos: protocol kills.") var protocolKills = 20
+    @Option(help: "Chaos: miniport kills.") var miniportKills = 3
+    @Option(help: "Chaos: longest run in seconds (kills not done by then are skipped).") var duration = 900.0
+    @Flag(help: "Chaos: log every child's events to stderr.") var verbose = false
+    @Option(help: .hidden) var chaosDriver = "loopback"
+    @Flag(help: .hidden) var chaosChild = false
+    @Flag(help: .hidden) var tolerant = false
+    @Option(help: .hidden) var parent: Int32?
 
     func validate() throws {
         guard packets > 0, (1...16).contains(maxBuffers), maxSize >= 16, maxBatch >= 1 else {
             throw ValidationError("need packets > 0, 1...16 buffers, max-size >= 16, max-batch >= 1")
         }
+        guard !chaos || (protocols >= 1 && protocolKills >= 0 && miniportKills >= 0 && duration > 0) else {
+            throw ValidationError("chaos needs protocols >= 1, kills >= 0, duration > 0")
+        }
     }
 
     func run() throws {
+        if chaos {
+            var run = ChaosRun(
+                protocols: protocols, protocolKills: protocolKills, miniportKills: miniportKills, seed: seed,
+                duration: duration, verbose: verbose, driver: chaosDriver)
+            if try !run.go() { throw ExitCode(1) }
+            return
+        }
+        if chaosChild {
+            if let parent { try ProcessControl.dieWithParent(expectedParent: parent) }
+            var child = ChaosChild(
+                adapter: where_.adapter, directory: RuntimeDirectory(where_.dir), seed: seed, maxSize: maxSize,
+                maxBuffers: maxBuffers, tolerant: tolerant)
+            let status = child.run(openTimeout: timeout)
+            if status != 0 { throw ExitCode(status) }
+            return
+        }
         let adapter = try Adapter.open(
             where_.adapter,
             configuration: BindingConfiguration(

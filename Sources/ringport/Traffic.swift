@@ -55,7 +55,10 @@ struct Send: ParsableCommand {
     var tag: UInt64 = 0
 
     func run() throws {
-        let adapter = try Adapter.open(where_.adapter, directory: RuntimeDirectory(where_.dir))
+        // It only sends: an empty packet filter, so a lossless hub never waits for it to take frames.
+        let adapter = try Adapter.open(
+            where_.adapter, configuration: BindingConfiguration(packetFilter: .none),
+            directory: RuntimeDirectory(where_.dir))
         var texts = frames
         if stdin { while let line = readLine() { texts.append(line) } }
         let total = texts.isEmpty ? count : texts.count
@@ -118,10 +121,13 @@ struct Recv: ParsableCommand {
     @Option(help: "Also send this many generated frames, while receiving.") var sendCount = 0
     @Option(help: "Tag of the frames sent (see `send --tag`).") var tag: UInt64 = 0
     @Option(help: "Size of the frames sent.") var size = 64
+    @Option(help: "Take only the frames of this sender tag (see `send --tag`): others are counted as foreign.")
+    var onlyTag: UInt64?
 
     func run() throws {
         let adapter = try Adapter.open(where_.adapter, directory: RuntimeDirectory(where_.dir))
         var received = 0
+        var foreign = 0
         var bytes = 0
         var errors = 0
         var next: [UInt64: UInt64] = [:]
@@ -141,7 +147,7 @@ struct Recv: ParsableCommand {
             // Copy frames out only when something looks at their bytes; counting reads them in place.
             var frames: [[UInt8]] = []
             var lengths: [Int] = []
-            let needBytes = check || print || echo
+            let needBytes = check || print || echo || onlyTag != nil
             adapter.waitForReceives(timeoutSeconds: 0.1) { frame in
                 if needBytes { frames.append(frame.bytes) } else { lengths.append(frame.length) }
             }
@@ -154,6 +160,10 @@ struct Recv: ParsableCommand {
             let got = frames.count + lengths.count
             if holdUs > 0 && got > 0 { usleep(UInt32(clamping: holdUs * got)) }
             for frame in frames {
+                if let onlyTag, PayloadPattern.verify(frame).map({ $0 >> 40 }) != onlyTag {
+                    foreign += 1
+                    continue
+                }
                 received += 1
                 bytes += frame.count
                 lastFrame = ProcessControl.monotonicNanoseconds()
@@ -193,7 +203,7 @@ struct Recv: ParsableCommand {
         let rate = seconds > 0 ? Int(Double(received - 1) / seconds) : 0
         Swift.print(
             "received \(received) bytes=\(bytes) errors=\(errors) sent=\(sent) failed=\(failed) rate=\(rate)"
-                + (check ? " senders=\(senders)" : "")
+                + (check ? " senders=\(senders)" : "") + (onlyTag != nil ? " foreign=\(foreign)" : "")
         )
         if errors > 0 || failed > 0 { throw ExitCode(1) }
     }

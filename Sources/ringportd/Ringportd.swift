@@ -29,8 +29,18 @@ struct Ringportd: ParsableCommand {
 
     @Option(help: "Adapter name (A-Z a-z 0-9 . _ -).") var adapter = "ringport0"
     @Option(help: "Driver: \(BuiltInDrivers.names.joined(separator: ", ")).") var driver = "null"
-    @Option(help: "Runtime directory for the socket and lock (default: $RINGPORT_DIR, else /run/ringport for root).")
+    @Option(
+        help: """
+            Runtime directory for the socket and lock (default: $RINGPORT_DIR, else /run/ringport for root, \
+            $XDG_RUNTIME_DIR/ringport or /tmp/ringport-<uid> for others). The default directory is created 0700 \
+            (0710 with --group, 0711 with a world --socket-mode) and refused if it is a symlink, another \
+            user's, or wider. An explicit one is refused as a symlink or if owned by anyone but you or root; \
+            an existing one keeps its mode.
+            """)
     var dir: String?
+    @Option(
+        help: "Members of this group may bind: the socket becomes 0660 in the group, the directory searchable by it.")
+    var group: String?
     @Flag(help: "The null driver checks every byte and the order of each binding's packets.") var verify = false
     @Option(help: "Seed of the test drivers' random choices.") var seed: UInt64 = 1
     @Option(help: "Longest completion delay of the test drivers, in microseconds (they draw from half of it to it).")
@@ -41,18 +51,69 @@ struct Ringportd: ParsableCommand {
     @Option(help: "Most data-area chunks a binding may have.") var maxChunks = 262_144
     @Option(help: "Largest transmit ring a binding may have.") var maxRing = 16_384
     @Option(help: "Log level: trace, debug, info, notice, warning, error.") var logLevel = "info"
+    @Option(help: "Most bindings one process may hold (1...4096).") var maxBindingsPerProcess = 16
+    @Option(help: "Most bindings one user may hold (1...65536).") var maxBindingsPerUser = 64
+    @Option(help: "Most segment memory one user's bindings may hold, bytes or with K, M, G (1M...1024G).")
+    var maxMemoryPerUser = "1G"
+    @Option(help: "Most segment memory of all bindings together, bytes or with K, M, G (1M...4096G).")
+    var maxMemory = "4G"
+    @Option(help: "Most control connections at once (16...1048576; default 4096, or fewer at a lower fd limit).")
+    var maxConnections: Int?
     @Option(help: "Pin the data thread to this CPU.") var cpu: Int?
     @Option(help: "loopback and hub: lossless (back-pressure) or drop (counted) when a receiver has no buffer.")
     var policy = "lossless"
+    @Option(
+        help:
+            "lossless loopback and hub: drop for a receiver that takes nothing for this many milliseconds (0: never).")
+    var stallTimeoutMs = HubDriver.defaultStallTimeoutMilliseconds
+    @Option(help: "Die with this parent process (PR_SET_PDEATHSIG), for tools that spawn a miniport.")
+    var parent: Int32?
 
     func validate() throws {
         guard BuiltInDrivers.names.contains(driver) else { throw ValidationError("unknown driver \(driver)") }
         guard mode_t(socketMode, radix: 8) != nil else { throw ValidationError("socket mode must be octal") }
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown log level \(logLevel)") }
         guard HubDriver.Policy(rawValue: policy) != nil else { throw ValidationError("policy: lossless or drop") }
+        guard (1...4096).contains(maxBindingsPerProcess) else {
+            throw ValidationError("max-bindings-per-process must be within 1...4096")
+        }
+        guard (1...65536).contains(maxBindingsPerUser) else {
+            throw ValidationError("max-bindings-per-user must be within 1...65536")
+        }
+        guard let perUser = Self.bytes(maxMemoryPerUser), (1 << 20...1 << 40).contains(perUser) else {
+            throw ValidationError("max-memory-per-user must be within 1M...1024G")
+        }
+        guard let total = Self.bytes(maxMemory), (1 << 20...1 << 42).contains(total) else {
+            throw ValidationError("max-memory must be within 1M...4096G")
+        }
+        if let maxConnections, !(16...1 << 20).contains(maxConnections) {
+            throw ValidationError("max-connections must be within 16...1048576")
+        }
+        guard (0...3_600_000).contains(stallTimeoutMs) else {
+            throw ValidationError("stall-timeout-ms must be within 0...3600000")
+        }
+    }
+
+    /// "1048576", "64K", "512M", "1G" as bytes.
+    static func bytes(_ text: String) -> Int? {
+        let units: [Character: Int] = ["K": 1 << 10, "M": 1 << 20, "G": 1 << 30]
+        guard let last = text.uppercased().last else { return nil }
+        guard let unit = units[last] else { return Int(text) }
+        guard let count = Int(text.dropLast()) else { return nil }
+        let (product, overflow) = count.multipliedReportingOverflow(by: unit)
+        return overflow ? nil : product
+    }
+
+    /// Every connection takes a descriptor: serve as many as the hard limit allows.
+    static func raiseDescriptorLimit() {
+        var limit = rlimit()
+        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0, limit.rlim_cur < limit.rlim_max else { return }
+        limit.rlim_cur = max(limit.rlim_cur, min(limit.rlim_max, 1 << 16))
+        _ = setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
     }
 
     func run() throws {
+        if let parent { try ProcessControl.dieWithParent(expectedParent: parent) }
         // SIGINT and SIGTERM are taken by one thread that asks the miniport to stop.
         var signals = sigset_t()
         sigemptyset(&signals)
@@ -72,7 +133,7 @@ struct Ringportd: ParsableCommand {
         limits.packetCount = min(maxPackets, limits.packetCount)
         limits.chunkCount = min(maxChunks, limits.chunkCount)
         limits.transmitRingSize = min(maxRing, limits.transmitRingSize)
-        let options = MiniportOptions(
+        var options = MiniportOptions(
             adapter: adapter,
             directory: RuntimeDirectory(dir),
             limits: limits,
@@ -80,6 +141,13 @@ struct Ringportd: ParsableCommand {
             socketMode: mode_t(socketMode, radix: 8)!,
             dataPlaneCPU: cpu
         )
+        options.maxBindingsPerProcess = maxBindingsPerProcess
+        options.maxBindingsPerUser = maxBindingsPerUser
+        options.maxMemoryPerUser = Self.bytes(maxMemoryPerUser)!
+        options.maxMemory = Self.bytes(maxMemory)!
+        options.maxConnections = maxConnections
+        options.group = group
+        Self.raiseDescriptorLimit()
         let miniport: Miniport
         do {
             miniport = try Miniport(
@@ -89,7 +157,8 @@ struct Ringportd: ParsableCommand {
                     verify: verify,
                     seed: seed,
                     maxDelayMicroseconds: delayUs,
-                    policy: HubDriver.Policy(rawValue: policy)!
+                    policy: HubDriver.Policy(rawValue: policy)!,
+                    stallTimeoutMilliseconds: stallTimeoutMs == 0 ? nil : stallTimeoutMs
                 )!,
                 logger: logger
             )

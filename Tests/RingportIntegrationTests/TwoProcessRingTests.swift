@@ -23,7 +23,7 @@ import Testing
         timeoutSeconds: Double = 240,
         driverArguments: [String] = []
     ) throws -> Outcome {
-        let segment = try SharedSegment.create(prefix: "ringport-test-", layout: geometry.layout)
+        let segment = try SharedSegment.createNamed(prefix: "ringport-test-", layout: geometry.layout)
         let name = segment.name
         let rings = try TransferRings.initialize(segment, geometry)
         let driver = try SpawnedProcess(
@@ -102,7 +102,7 @@ import Testing
 
     @Test func theDriverRefusesASegmentThatIsNotARingportSegment() throws {
         let geometry = TransferGeometry()
-        let segment = try SharedSegment.create(prefix: "ringport-test-", layout: geometry.layout)
+        let segment = try SharedSegment.createNamed(prefix: "ringport-test-", layout: geometry.layout)
         // Valid segment header, but the packet ring region was never initialised: geometry all zero.
         let driver = try SpawnedProcess("ringport-peer", ["drive", "--segment", segment.name, "--packets", "1"])
         defer { driver.stop() }

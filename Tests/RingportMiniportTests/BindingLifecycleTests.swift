@@ -116,7 +116,7 @@ import Testing
         // A segment name of this adapter left behind (as a crash between create and unlink would).
         var layout = SegmentLayout()
         layout.add(.control, length: 128)
-        let stale = try SharedSegment.create(prefix: "ringport=\(miniport.adapter)=", layout: layout)
+        let stale = try SharedSegment.createNamed(prefix: "ringport=\(miniport.adapter)=", layout: layout)
         let staleName = stale.name
         try miniport.restart()
         #expect(!FileManager.default.fileExists(atPath: "/dev/shm" + staleName))

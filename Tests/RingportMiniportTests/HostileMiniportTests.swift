@@ -11,12 +11,12 @@ final class HostileMiniport: @unchecked Sendable {
     let directory: RuntimeDirectory
     let process: SpawnedProcess
 
-    init(_ attack: String) throws {
+    init(_ attack: String, arguments: [String] = []) throws {
         adapter = "h\(String(UInt32.random(in: 0...UInt32.max), radix: 16))"
         directory = RuntimeDirectory("/tmp/ringport-test-\(String(UInt64.random(in: 0...UInt64.max), radix: 16))")
         process = try SpawnedProcess(
             "hostile-miniport",
-            ["--dir", directory.path, "--adapter", adapter, "--rule", attack, "--lifetime", "20"]
+            ["--dir", directory.path, "--adapter", adapter, "--rule", attack, "--lifetime", "20"] + arguments
         )
         let deadline = Date().addingTimeInterval(20)
         while !process.standardOutput.contains("is up") {
@@ -90,9 +90,10 @@ enum HostileMiniportRuns {
         batches: Int = 3,
         batchSize: Int = 4,
         seconds: Double = 2,
-        waitSlice: Double = 0.01
+        waitSlice: Double = 0.01,
+        hostileArguments: [String] = []
     ) throws -> Outcome {
-        let hostile = try HostileMiniport(attack)
+        let hostile = try HostileMiniport(attack, arguments: hostileArguments)
         var outcome = Outcome()
         let adapter: Adapter
         do {
@@ -108,6 +109,9 @@ enum HostileMiniportRuns {
             return outcome
         }
         var nextID: UInt64 = 0
+        // Which packet each descriptor carries, kept here: ProtocolReserved is in the segment, where a
+        // hostile miniport can rewrite it.
+        var idOf: [Int: UInt64] = [:]
         func sendBatch() throws {
             var batch = PacketArray()
             for _ in 0..<batchSize {
@@ -117,6 +121,7 @@ enum HostileMiniportRuns {
                 packet.chainAtBack(buffer)
                 let id = nextID
                 packet.withProtocolReserved { $0.storeBytes(of: id, as: UInt64.self) }
+                idOf[packet.descriptorIndex] = id
                 outcome.sent.insert(id)
                 nextID += 1
                 batch.append(packet)
@@ -124,7 +129,7 @@ enum HostileMiniportRuns {
             adapter.send(batch)
         }
         func record(_ packet: consuming Packet, _ status: NDISStatus) {
-            let id = packet.withProtocolReserved { $0.load(as: UInt64.self) }
+            let id = idOf[packet.descriptorIndex] ?? UInt64.max
             outcome.completions[id, default: 0] += 1
             outcome.statuses.append(status)
         }
@@ -266,4 +271,147 @@ enum HostileMiniportRuns {
             #expect(outcome.closedReason?.contains("went away") == true, "\(outcome.closedReason ?? "open")")
         }
     }
+
+    // MARK: Issue 8: attacks that crashed or fooled the library
+
+    /// Receive packets and buffers returned past `EndIndex` (slots never posted or never filled, whose chunk
+    /// this side never chose) close the binding, naming the rule, in every mode; nothing is indicated from
+    /// them. (When every slot is posted, past `EndIndex` wraps into slots posted but never filled: then the
+    /// packets name no buffer.)
+    @Test(arguments: [true, false])
+    func receiveSlotsNeverPostedCloseTheBindingNamingTheRule(_ checked: Bool) throws {
+        let outcome = try HostileMiniportRuns.run("receiveUnpostedSlots", checked: checked)
+        #expect(outcome.openError == nil)
+        #expect(
+            [.driverMovedBeginPastEnd, .driverReturnedInvalidReceivePacket].contains(outcome.rule),
+            "closed with \(outcome.closedReason ?? "nothing")")
+        #expect(outcome.indicated.isEmpty, "indicated \(outcome.indicated)")
+        #expect(outcome.everyPacketCompletedOnce, "sent \(outcome.sent.count), completions \(outcome.completions)")
+        #expect(outcome.outstandingAtEnd == 0 && outcome.packetPoolUsageAtEnd == 0)
+    }
+
+    /// A receive buffer naming a chunk the library never posted (a transmit buffer, or past the data area):
+    /// checked, the binding closes naming the rule; unchecked, every frame is read from the chunk posted in
+    /// that slot, never from the one the miniport named.
+    @Test(arguments: [true, false])
+    func receiveBuffersNamingChunksNeverPostedAreNeverRead(_ checked: Bool) throws {
+        let outcome = try HostileMiniportRuns.run("receiveUnpostedChunks", checked: checked, seconds: 3)
+        #expect(outcome.openError == nil)
+        #expect(!outcome.indicated.contains { $0.contains("FOREIGN") }, "\(outcome.indicated)")
+        if checked {
+            #expect(outcome.rule == .driverChangedReceiveBuffer, "closed with \(outcome.closedReason ?? "nothing")")
+        } else {
+            #expect(outcome.closedReason == nil, "closed with \(outcome.closedReason ?? "")")
+            #expect(outcome.indicated == (0..<64).map { "frame \($0)" }, "\(outcome.indicated)")
+        }
+        #expect(outcome.everyPacketCompletedOnce && outcome.packetPoolUsageAtEnd == 0)
+    }
+
+    /// A segment passed as a plain, unsealable POSIX shared-memory descriptor is refused at open, naming why.
+    @Test func anUnsealedSegmentIsRefusedAtOpenWithAClearError() throws {
+        let outcome = try HostileMiniportRuns.run("unsealedSegment", checked: false)
+        let error = try #require(outcome.openError, "opened an unsealed segment")
+        #expect(error.status == .openFailed)
+        #expect(error.description.contains("not sealed"), "\(error)")
+    }
+
+    /// The miniport truncates the segment after handing it over. With sealed segments the truncation is
+    /// refused and traffic goes on; whatever happens, the protocol (a separate `ringport stress`, so a
+    /// SIGBUS would show) is not killed by a signal, and it either finishes or reports the closed binding.
+    @Test func aTruncatedSegmentNeverKillsTheProtocol() throws {
+        let hostile = try HostileMiniport("truncateSegment")
+        let protocolProcess = try SpawnedProcess(
+            "ringport",
+            [
+                "stress", "--adapter", hostile.adapter, "--dir", hostile.directory.path, "--packets", "2000",
+                "--timeout", "5",
+            ]
+        )
+        let status = protocolProcess.wait(seconds: 20)
+        #expect(
+            protocolProcess.process.terminationReason == .exit, "killed by signal \(status.map(String.init) ?? "?")")
+        let said = hostile.process.standardOutput
+        #expect(said.contains("truncat"), "\(said)")
+        if said.contains("truncation refused") {
+            #expect(status == 0, "\(protocolProcess.standardOutput) \(protocolProcess.standardError)")
+        } else {
+            #expect(protocolProcess.standardError.contains("binding closed"), "\(protocolProcess.standardError)")
+        }
+    }
+
+    /// A miniport whose listen backlog is full never accepts: `Adapter.open` returns within its timeout
+    /// instead of blocking in `connect()`. (Run on a thread, so a hang is seen, and ended by the miniport's
+    /// death.)
+    @Test func openingAWedgedMiniportFailsWithinTheOpenTimeout() throws {
+        let hostile = try HostileMiniport("wedged")
+        let result = OpenResult()
+        let adapter = hostile.adapter
+        let directory = hostile.directory
+        let thread = Thread {
+            let start = Date()
+            var failure: AdapterError?
+            do throws(AdapterError) {
+                _ = try Adapter.open(adapter, directory: directory, timeoutSeconds: 1)
+            } catch {
+                failure = error
+            }
+            result.set(Date().timeIntervalSince(start), failure)
+        }
+        thread.start()
+        let deadline = Date().addingTimeInterval(6)
+        while result.get() == nil && Date() < deadline { usleep(5000) }
+        let finished = result.get()
+        hostile.process.stop()  // a blocked connect() fails now
+        while result.get() == nil && Date() < deadline.addingTimeInterval(5) { usleep(5000) }
+        let (seconds, error) = try #require(finished, "Adapter.open still blocked after 6 s")
+        #expect(seconds < 3, "returned after \(seconds) s")
+        #expect(error != nil, "opened a wedged miniport")
+    }
+
+    /// Random bytes over the segment (bounded rounds, three seeds), checked and unchecked: the library never
+    /// crashes or hangs, completes every packet once, leaks no packet, and the binding ends with a reason:
+    /// a named rule, or the miniport going away once its rounds are played.
+    @Test(arguments: [(true, 1), (true, 2), (false, 1), (false, 2), (false, 3)] as [(Bool, Int)])
+    func randomScribblesNeverCrashTheLibraryAndCloseTheBindingWithANamedReason(_ checked: Bool, _ seed: Int) throws {
+        try roundAttackSurvives("scribble", checked: checked, seed: seed)
+    }
+
+    /// Completion statuses, ring indices and receive elements flipped and flipped back in a loop: as above.
+    @Test(arguments: [(true, 1), (true, 2), (false, 1), (false, 2), (false, 3)] as [(Bool, Int)])
+    func flippedFieldsNeverCrashTheLibraryAndCloseTheBindingWithANamedReason(_ checked: Bool, _ seed: Int) throws {
+        try roundAttackSurvives("flip", checked: checked, seed: seed)
+    }
+
+    /// Only completion statuses and transmit elements (descriptor, fragments) flipped: the binding stays open
+    /// for every round, and each completion still names the packet this side put in that slot, once.
+    @Test(arguments: [true, false])
+    func flippedTransmitElementsAndStatusesNeverMisdirectACompletion(_ checked: Bool) throws {
+        let outcome = try roundAttackSurvives("flip", checked: checked, seed: 4, targets: "status,tx")
+        #expect(outcome.sent.count > 64, "only \(outcome.sent.count) packets sent")
+    }
+
+    @discardableResult
+    func roundAttackSurvives(_ attack: String, checked: Bool, seed: Int, targets: String = "index,status,tx,rx")
+        throws -> HostileMiniportRuns.Outcome
+    {
+        let outcome = try HostileMiniportRuns.run(
+            attack, checked: checked, batches: 100_000, batchSize: 8, seconds: 3,
+            hostileArguments: ["--rounds", "3000", "--seed", "\(seed)", "--targets", targets])
+        #expect(outcome.openError == nil, "\(String(describing: outcome.openError))")
+        let reason = outcome.closedReason ?? ""
+        #expect(
+            outcome.rule != nil || reason.contains("went away"), "closed with \(reason.isEmpty ? "nothing" : reason)")
+        #expect(
+            outcome.everyPacketCompletedOnce, "sent \(outcome.sent.count), completions \(outcome.completions.count)")
+        #expect(outcome.outstandingAtEnd == 0 && outcome.packetPoolUsageAtEnd == 0)
+        return outcome
+    }
+}
+
+/// What the open on the wedged miniport's thread saw.
+final class OpenResult: @unchecked Sendable {
+    let lock = NSLock()
+    var value: (Double, AdapterError?)?
+    func set(_ seconds: Double, _ error: AdapterError?) { lock.withLock { value = (seconds, error) } }
+    func get() -> (Double, AdapterError?)? { lock.withLock { value } }
 }

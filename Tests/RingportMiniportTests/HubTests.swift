@@ -59,7 +59,9 @@ import Testing
     }
 
     @Test func aReceiverThatStopsAndDiesStallsTheOthersOnlyUntilItIsReclaimed() throws {
-        let miniport = try MiniportProcess(driver: "hub", arguments: ["--policy", "lossless"])
+        // No stall timeout: only the reclaim of the dead receiver unblocks the hub.
+        let miniport = try MiniportProcess(
+            driver: "hub", arguments: ["--policy", "lossless", "--stall-timeout-ms", "0"])
         let stuck = try miniport.protocolProcess(["recv", "--hold-us", "100000000"])
         let good = try miniport.protocolProcess(["recv", "--check", "--count", "20000", "--idle-timeout", "60"])
         _ = try miniport.waitForStatistics { $0.bindings == 2 }
@@ -75,5 +77,48 @@ import Testing
         #expect(good.standardOutput.contains("received 20000 ") && good.standardOutput.contains("senders=1:20000"))
         let after = try miniport.waitForStatistics { $0.bindings == 0 }
         #expect(after.bindingsReclaimed >= 1 && after.packetsOutstanding == 0)
+    }
+
+    @Test func sendersThatDoNotReceiveNeverHoldEachOtherUpOnALosslessHub() throws {
+        // No stall timeout: only the empty packet filter of `ringport send` keeps the hub from waiting for
+        // the other sender to take frames it never reads.
+        let miniport = try MiniportProcess(
+            driver: "hub", arguments: ["--policy", "lossless", "--stall-timeout-ms", "0"])
+        // Paced, so both are open while the other sends.
+        var senders: [SpawnedProcess] = []
+        for tag in 1...2 {
+            senders.append(
+                try miniport.protocolProcess(["send", "--count", "10000", "--rate", "10000", "--tag", "\(tag)"]))
+            _ = try miniport.waitForStatistics { $0.bindings == UInt64(tag) }
+        }
+        for sender in senders {
+            #expect(sender.wait(seconds: 60) == 0, "\(sender.standardOutput) \(sender.standardError)")
+            #expect(sender.standardOutput.contains("sent 10000 failed=0"), "\(sender.standardOutput)")
+        }
+        let statistics = try miniport.waitForStatistics { $0.bindings == 0 }
+        #expect(statistics.packetsSent == 20_000 && statistics.packetsReceived == 0, "\(statistics)")
+    }
+
+    @Test func aStalledLivingReceiverIsDroppedForAndTheOthersLoseNothing() throws {
+        let miniport = try MiniportProcess(
+            driver: "hub", arguments: ["--policy", "lossless", "--stall-timeout-ms", "500"])
+        // Takes its first frames, then holds them (and its buffers) for good, alive.
+        let stalled = try miniport.protocolProcess(["recv", "--hold-us", "100000000"])
+        defer { stalled.stop() }
+        let good = try miniport.protocolProcess(["recv", "--check", "--count", "20000", "--idle-timeout", "60"])
+        _ = try miniport.waitForStatistics { $0.bindings == 2 }
+        let sender = try miniport.protocolProcess(["send", "--count", "20000", "--tag", "1"])
+        #expect(sender.wait(seconds: 60) == 0, "\(sender.standardOutput) \(sender.standardError)")
+        #expect(sender.standardOutput.contains("sent 20000 failed=0"), "\(sender.standardOutput)")
+        #expect(good.wait(seconds: 60) == 0, "\(good.standardOutput) \(good.standardError)")
+        #expect(
+            good.standardOutput.contains("received 20000 ") && good.standardOutput.contains("senders=1:20000"),
+            "\(good.standardOutput)")
+        // Counted and reported: one stall, and every frame the stalled receiver missed is its drop.
+        let statistics = try miniport.waitForStatistics { $0.receiversStalled >= 1 && $0.bindings == 1 }
+        #expect(statistics.receiversStalled == 1, "\(statistics)")
+        #expect(statistics.packetsReceived + statistics.packetsDropped == 40_000, "\(statistics)")
+        #expect(statistics.packetsOutstanding == 0, "\(statistics)")
+        #expect(miniport.process.standardError.contains("took no frame for 500 ms"))
     }
 }

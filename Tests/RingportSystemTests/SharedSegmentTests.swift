@@ -38,7 +38,7 @@ import Testing
     }
 
     @Test func openSeesTheHeaderAndBytesTheCreatorWrote() throws {
-        let owner = try SharedSegment.create(prefix: "ringport-test-", layout: Self.layout())
+        let owner = try SharedSegment.createNamed(prefix: "ringport-test-", layout: Self.layout())
         let peer = try SharedSegment.open(name: owner.name)
         let (peerHeader, peerSize, peerIsOwner) = (peer.header, peer.size, peer.isOwner)
         #expect(peerHeader == owner.header && peerSize == Self.layout().totalSize && !peerIsOwner)
@@ -52,8 +52,8 @@ import Testing
     }
 
     @Test func namesAreUnguessable() throws {
-        let a = try SharedSegment.create(prefix: "ringport-test-", layout: Self.layout())
-        let b = try SharedSegment.create(prefix: "ringport-test-", layout: Self.layout())
+        let a = try SharedSegment.createNamed(prefix: "ringport-test-", layout: Self.layout())
+        let b = try SharedSegment.createNamed(prefix: "ringport-test-", layout: Self.layout())
         let (nameA, nameB, idA, idB) = (a.name, b.name, a.header.segmentID, b.header.segmentID)
         #expect(nameA != nameB && idA != idB)
         let token = a.name.dropFirst("/ringport-test-".count)
@@ -61,7 +61,7 @@ import Testing
     }
 
     @Test func createIsExclusive() throws {
-        let first = try SharedSegment.create(prefix: "ringport-test-", layout: Self.layout())
+        let first = try SharedSegment.createNamed(prefix: "ringport-test-", layout: Self.layout())
         do {
             _ = try SharedSegment.create(name: first.name, layout: Self.layout(), segmentID: 1)
             Issue.record("a second create of \(first.name) succeeded")
@@ -75,15 +75,15 @@ import Testing
     }
 
     @Test func modeIsExactlyWhatWasAskedFor() throws {
-        let privateOne = try SharedSegment.create(prefix: "ringport-test-", layout: Self.layout())
-        let groupOne = try SharedSegment.create(
+        let privateOne = try SharedSegment.createNamed(prefix: "ringport-test-", layout: Self.layout())
+        let groupOne = try SharedSegment.createNamed(
             prefix: "ringport-test-",
             layout: Self.layout(),
             mode: [.ownerReadWrite, .groupReadWrite]
         )
         let old = umask(0o077)
         defer { umask(old) }
-        let masked = try SharedSegment.create(
+        let masked = try SharedSegment.createNamed(
             prefix: "ringport-test-",
             layout: Self.layout(),
             mode: [.ownerReadWrite, .groupReadWrite]
@@ -101,7 +101,7 @@ import Testing
     @Test func ownerUnlinksOnDeinitAndOpenerDoesNot() throws {
         var name = ""
         do {
-            let owner = try SharedSegment.create(prefix: "ringport-test-", layout: Self.layout())
+            let owner = try SharedSegment.createNamed(prefix: "ringport-test-", layout: Self.layout())
             name = owner.name
             do {
                 let peer = try SharedSegment.open(name: name)
@@ -122,7 +122,7 @@ import Testing
     }
 
     @Test func corruptHeadersAreRefusedWithTheReason() throws {
-        let owner = try SharedSegment.create(prefix: "ringport-test-", layout: Self.layout())
+        let owner = try SharedSegment.createNamed(prefix: "ringport-test-", layout: Self.layout())
         let name = owner.name
         let size = owner.size
         func corrupt(_ offset: Int, _ value: UInt64, expect: SegmentError) {
@@ -152,7 +152,7 @@ import Testing
     }
 
     @Test func aSegmentTruncatedBelowItsHeaderIsRefused() throws {
-        let owner = try SharedSegment.create(prefix: "ringport-test-", layout: Self.layout())
+        let owner = try SharedSegment.createNamed(prefix: "ringport-test-", layout: Self.layout())
         let fd = shm_open(owner.name, O_RDWR, 0)
         ftruncate(fd, 100)
         close(fd)
@@ -161,7 +161,7 @@ import Testing
 
     @Test(.enabled(if: getuid() == 0 && getpwnam("ringport-test") != nil, "needs root and the user ringport-test"))
     func anotherUserCannotOpenAPrivateSegment() throws {
-        let owner = try SharedSegment.create(prefix: "ringport-test-", layout: Self.layout())
+        let owner = try SharedSegment.createNamed(prefix: "ringport-test-", layout: Self.layout())
         let asOther = try SpawnedProcess(
             "ringport-peer",
             ["probe", "--segment", owner.name],

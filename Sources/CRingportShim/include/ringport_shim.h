@@ -80,8 +80,19 @@ static inline int rp_futex_waitv(uint32_t *const *words, const uint32_t *expecte
 long rp_send_with_fd(int sock, const void *buf, size_t len, int fd);
 
 /* Receives one message of at most len bytes, and a descriptor into *fd (-1 if none; close-on-exec).
- * Returns bytes (0 at end of stream) or -errno. A truncated message or control part is -EMSGSIZE. */
+ * Returns bytes (0 at end of stream) or -errno. A truncated message or control part is -EMSGSIZE.
+ * Every other descriptor the message carried is closed. */
 long rp_recv_with_fd(int sock, void *buf, size_t len, int *fd, int flags);
+
+/* Most descriptors one receive takes in (and one rp_send_with_fds sends); the kernel drops any beyond. */
+#define RP_RECV_MAX_FDS 64
+
+/* Sends len bytes with count descriptors, per_cmsg of them in each SCM_RIGHTS control message. */
+long rp_send_with_fds(int sock, const void *buf, size_t len, const int *fds, unsigned count, unsigned per_cmsg,
+                      int flags);
+
+/* The connected peer's pid and uid (SO_PEERCRED); 0 or errno. */
+int rp_peer_credentials(int sock, int32_t *pid, uint32_t *uid);
 
 /* sendmmsg / recvmmsg of count equal-sized messages laid end to end (at most 64); count or -errno. */
 int rp_sendmmsg_same(int sock, const void *base, size_t len, unsigned count);
@@ -206,5 +217,28 @@ _Static_assert(offsetof(rp_net_fragment, chunk) == 8, "chunk");
 _Static_assert(offsetof(rp_net_fragment, offset) == 12, "offset");
 _Static_assert(offsetof(rp_net_fragment, flags) == 14, "flags");
 _Static_assert(sizeof(rp_net_fragment) == 16, "fragment size");
+
+/* ---- sealed anonymous segments (memfd_create, F_ADD_SEALS, fallocate need _GNU_SOURCE: shim.c) ---- */
+
+/* The seals a binding segment carries: it can never shrink, grow, or change seals (RP_SEALS_REQUIRED). */
+#define RP_SEAL_SHRINK 0x0002 /* F_SEAL_SHRINK */
+#define RP_SEAL_GROW 0x0004   /* F_SEAL_GROW */
+#define RP_SEAL_SEAL 0x0001   /* F_SEAL_SEAL */
+#define RP_SEALS_REQUIRED 0x0007 /* RP_SEAL_SHRINK | RP_SEAL_GROW | RP_SEAL_SEAL */
+
+/* memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING): a descriptor, or -errno. */
+int rp_memfd_create_sealable(const char *name);
+
+/* fallocate(fd, 0, 0, size): every page reserved now (ENOSPC/ENOMEM here, never SIGBUS later); 0 or errno. */
+int rp_memfd_reserve(int fd, long long size);
+
+/* fcntl(fd, F_ADD_SEALS, seals); 0 or errno. */
+int rp_memfd_add_seals(int fd, int seals);
+
+/* fcntl(fd, F_GET_SEALS): the seals (>= 0), or -errno (EINVAL: not a sealable file). */
+int rp_memfd_get_seals(int fd);
+
+/* fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, offset, length): for tests; 0 or errno. */
+int rp_memfd_punch_hole(int fd, long long offset, long long length);
 
 #endif
