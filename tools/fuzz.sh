@@ -32,10 +32,10 @@ done
 locked() { if command -v flock >/dev/null 2>&1; then flock /tmp/ringport-build.lock "$@"; else "$@"; fi; }
 
 if [ "$mode" = seeds ]; then
-    locked swift build --product fuzz-control-message >/dev/null
-    locked swift build --product fuzz-miniport-segment >/dev/null
-    locked swift build --product fuzz-library-segment >/dev/null
-    bin=$(swift build --show-bin-path)
+    # The replay executables (a normal build), in a scratch path of their own.
+    replay=(--scratch-path "$scratch-replay")
+    for h in "${all[@]}"; do locked swift build "${replay[@]}" --product "fuzz-$h" >/dev/null; done
+    bin=$(swift build "${replay[@]}" --show-bin-path)
     for h in "${all[@]}"; do
         rm -rf "Fuzz/Corpus/$h"
         "$bin/fuzz-$h" --write-seeds "Fuzz/Corpus/$h"

@@ -46,24 +46,7 @@ struct DataPlane {
                 shutdown()
                 return
             }
-            var work = 0
-            let bindings = context.bindings
-            if !bindings.isEmpty {
-                for k in 0..<bindings.count {
-                    let binding = bindings[(start + k) % bindings.count]
-                    do {
-                        work += try context.turn(binding, budget: miniport.options.budget)
-                    } catch {
-                        context.reportViolation(binding.id, error)
-                    }
-                }
-                start &+= 1
-            }
-            let driverBusy = context.driver.poll(context: context)
-            // A driver may have used receive queues in poll: accept the EndIndex its iterators saw.
-            for binding in context.bindings {
-                binding.indexGuard.capture(transmit: binding.rings, receive: binding.receive)
-            }
+            let (work, driverBusy) = context.pass(budget: miniport.options.budget, start: &start)
             closeViolators()
             publishStatistics(force: false)
             if work > 0 || driverBusy || !commands.isEmpty {

@@ -320,6 +320,30 @@ public final class MiniportContext {
         rx.packetRing.storeBeginIndex(packetEnd)
     }
 
+    /// One pass of the data plane: every binding's turn, starting one further each pass (fairness), then the
+    /// driver's poll. Returns how many packets moved and whether the driver has work left.
+    package func pass(budget: Int, start: inout Int) -> (work: Int, driverBusy: Bool) {
+        var work = 0
+        let bindings = self.bindings
+        if !bindings.isEmpty {
+            for k in 0..<bindings.count {
+                let binding = bindings[(start + k) % bindings.count]
+                do {
+                    work += try turn(binding, budget: budget)
+                } catch {
+                    reportViolation(binding.id, error)
+                }
+            }
+            start &+= 1
+        }
+        let driverBusy = driver.poll(context: self)
+        // A driver may have used receive queues in poll: accept the EndIndex its iterators saw.
+        for binding in self.bindings {
+            binding.indexGuard.capture(transmit: binding.rings, receive: binding.receive)
+        }
+        return (work, driverBusy)
+    }
+
     /// One turn over a binding's transmit queue: post (hand packets to the driver), then drain (return the
     /// completed prefix in ring order). Returns how many packets moved.
     package func turn(_ binding: MiniportBinding, budget: Int) throws(NetRingViolation) -> Int {

@@ -34,23 +34,7 @@ package final class SteppedDataPlane {
     /// One pass of the loop; returns whether anything moved or the driver has work left.
     @discardableResult
     package func turn() -> Bool {
-        var work = 0
-        let bindings = context.bindings
-        if !bindings.isEmpty {
-            for k in 0..<bindings.count {
-                let binding = bindings[(start + k) % bindings.count]
-                do {
-                    work += try context.turn(binding, budget: budget)
-                } catch {
-                    context.reportViolation(binding.id, error)
-                }
-            }
-            start &+= 1
-        }
-        let busy = context.driver.poll(context: context)
-        for binding in context.bindings {
-            binding.indexGuard.capture(transmit: binding.rings, receive: binding.receive)
-        }
+        let (work, busy) = context.pass(budget: budget, start: &start)
         if !context.violations.isEmpty {
             let found = context.violations
             context.violations.removeAll()

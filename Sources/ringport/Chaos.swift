@@ -264,6 +264,12 @@ struct ChaosRun {
         return names.filter { $0.contains(adapter) }
     }
 
+    /// The binding segments (labelled memfds) the miniport still maps.
+    func mappedSegments(of pid: pid_t) -> Int {
+        guard let maps = try? String(contentsOfFile: "/proc/\(pid)/maps", encoding: .utf8) else { return 0 }
+        return maps.split(separator: "\n").filter { $0.contains("memfd:ringport=\(adapter)=") }.count
+    }
+
     /// The miniport's descriptors once they settle (a statistics query holds one for a moment).
     func settledDescriptors(of pid: pid_t, toward target: Int?, seconds: Double) -> Int {
         let deadline = Self.now() + UInt64(seconds * 1e9)
@@ -377,6 +383,8 @@ struct ChaosRun {
             }
         }
         idle(milliseconds: 100)
+        // A protocol started in place of a killed one takes SIGTERM as a stop only once it has its binding.
+        if !waitForOpens(seconds: 15) { errors.append("protocols did not all open before the end") }
         // The end: every survivor drains and closes; then the miniport must hold nothing.
         for child in children { if let child { kill(child.process.pid, SIGTERM) } }
         for slot in children.indices {
@@ -392,6 +400,7 @@ struct ChaosRun {
         pump()
         var leakedFDs = 0
         var leakedPools = 0
+        var leakedMappings = 0
         if let pid = miniport?.pid {
             let s = statistics()
             var settled = s
@@ -413,11 +422,13 @@ struct ChaosRun {
             }
             let descriptors = settledDescriptors(of: pid, toward: baselineDescriptors, seconds: 5)
             leakedFDs = max(0, descriptors - baselineDescriptors)
+            leakedMappings = mappedSegments(of: pid)
         }
         if let pid = miniport?.pid { kill(pid, SIGTERM) }
         if miniport?.wait(seconds: 10) != 0 { errors.append("ringportd did not exit cleanly on SIGTERM") }
         let leftFiles = ((try? FileManager.default.contentsOfDirectory(atPath: directory.path)) ?? [])
-        let leakedSegments = segmentNames().count
+        // Names left in /dev/shm, and segments the miniport still maps with no binding left.
+        let leakedSegments = segmentNames().count + leakedMappings
         if !leftFiles.isEmpty { errors.append("left in the runtime directory: \(leftFiles)") }
         let seconds = Double(Self.now() - started) / 1e9
         print(

@@ -19,7 +19,8 @@ struct Stat: ParsableCommand {
                 + "packets=\(s.packetsSent) bytes=\(s.bytesSent) failed=\(s.packetsFailed) "
                 + "outstanding=\(s.packetsOutstanding) received=\(s.packetsReceived) dropped=\(s.packetsDropped) "
                 + "verification_errors=\(s.verificationErrors) refused_completions=\(s.completionsRefused) "
-                + "violations=\(s.bindingsViolated) connections_refused=\(s.connectionsRefused) "
+                + "violations=\(s.bindingsViolated) stalled=\(s.receiversStalled) "
+                + "connections_refused=\(s.connectionsRefused) "
                 + "connections_dropped=\(s.connectionsDropped) opens_over_limit=\(s.opensOverLimit)"
         )
     }

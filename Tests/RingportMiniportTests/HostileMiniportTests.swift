@@ -330,6 +330,8 @@ enum HostileMiniportRuns {
         let status = protocolProcess.wait(seconds: 20)
         #expect(
             protocolProcess.process.terminationReason == .exit, "killed by signal \(status.map(String.init) ?? "?")")
+        let deadline = Date().addingTimeInterval(2)  // its output arrives through a pipe
+        while !hostile.process.standardOutput.contains("truncat") && Date() < deadline { usleep(2000) }
         let said = hostile.process.standardOutput
         #expect(said.contains("truncat"), "\(said)")
         if said.contains("truncation refused") {
@@ -382,12 +384,13 @@ enum HostileMiniportRuns {
         try roundAttackSurvives("flip", checked: checked, seed: seed)
     }
 
-    /// Only completion statuses and transmit elements (descriptor, fragments) flipped: the binding stays open
-    /// for every round, and each completion still names the packet this side put in that slot, once.
+    /// Only completion statuses and transmit elements (descriptor, fragments) flipped: unchecked, the binding
+    /// stays open for the rounds, and each completion still names the packet this side put in that slot, once
+    /// (checked, the verifier closes it at the first changed element, naming the rule).
     @Test(arguments: [true, false])
     func flippedTransmitElementsAndStatusesNeverMisdirectACompletion(_ checked: Bool) throws {
         let outcome = try roundAttackSurvives("flip", checked: checked, seed: 4, targets: "status,tx")
-        #expect(outcome.sent.count > 64, "only \(outcome.sent.count) packets sent")
+        if !checked { #expect(outcome.sent.count > 64, "only \(outcome.sent.count) packets sent") }
     }
 
     @discardableResult

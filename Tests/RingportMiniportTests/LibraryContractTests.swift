@@ -282,9 +282,9 @@ final class HeldFrame {
         #expect(!whileHeld.contains(chunk), "the held frame's buffer was posted while the protocol held it")
         #expect(adapter.pollReceives { _ in } == 0)
         held = nil  // NdisReturnPackets
-        #expect(within { driver.state.withLock { $0.posted.count > postedBefore + whileHeld.count } })
-        // Posted again with the drop (other returned buffers may go out in the same post).
-        #expect(driver.state.withLock { $0.posted[(postedBefore + whileHeld.count)...].contains(chunk) })
+        // Posted again with the drop (other returned buffers may go out in the same post, and the driver may
+        // see that post in more than one turn).
+        #expect(within { driver.state.withLock { $0.posted[(postedBefore + whileHeld.count)...].contains(chunk) } })
         #expect(within { driver.state.withLock { $0.holding.count } == buffers })
         #expect(driver.state.withLock { $0.doublePosts } == 0)
         #expect(driver.state.withLock { $0.delivered } == 1 + 3 * 16)
