@@ -7,7 +7,7 @@ import Glibc
 /// directory decides which miniport a client reaches and where the miniport writes its pid. So the default
 /// directory is created by its owner with 0700 (plus search permission for exactly the classes the socket
 /// admits: 0710 with `--group`, 0711 with a world socket), and refused when it is a symlink, not ours, or
-/// wider than that. An explicit directory (`--dir`, `RINGPORT_DIR`) is the caller's choice: it is refused only
+/// writable by anyone else (a mode that only lets others search or list it is narrowed). An explicit directory (`--dir`, `RINGPORT_DIR`) is the caller's choice: it is refused only
 /// as a symlink or when owned by someone other than us or root; its mode is left alone.
 public struct RuntimeDirectory: Sendable, Hashable {
     public let path: String
@@ -90,10 +90,12 @@ public struct RuntimeDirectory: Sendable, Hashable {
         guard fstat(fd, &info) == 0 else { throw .system(.fromErrno("fstat(\(path))")) }
         try Self.checkOwner(info, path: path, allowRoot: !isDefault)
         let mode = info.st_mode & 0o7777
-        if isDefault && !created && mode & ~wanted != 0 {
+        // Only a directory others could write in can hold what they planted; one of ours that they could only
+        // search or list (say 0755, from an older version) is narrowed below.
+        if isDefault && !created && mode & 0o022 != 0 {
             throw .unsafe(
                 path: path,
-                reason: "its mode is \(String(mode, radix: 8)), wider than \(String(wanted, radix: 8)) "
+                reason: "its mode is \(String(mode, radix: 8)), writable by others "
                     + "(someone else may have put files in it; remove it or chmod \(String(wanted, radix: 8)) it)"
             )
         }
@@ -102,7 +104,7 @@ public struct RuntimeDirectory: Sendable, Hashable {
                 throw .system(.fromErrno("fchown(\(path), group \(group)) (only a member of the group may)"))
             }
         }
-        // Ours: created now, or a default no wider than wanted. An explicit directory keeps its mode.
+        // Ours: created now, or a default that nobody else could write in. An explicit directory keeps its mode.
         if (created || isDefault) && mode != wanted {
             guard fchmod(fd, wanted) == 0 else { throw .system(.fromErrno("fchmod(\(path))")) }
         }

@@ -34,7 +34,7 @@ struct Ringportd: ParsableCommand {
             Runtime directory for the socket and lock (default: $RINGPORT_DIR, else /run/ringport for root, \
             $XDG_RUNTIME_DIR/ringport or /tmp/ringport-<uid> for others). The default directory is created 0700 \
             (0710 with --group, 0711 with a world --socket-mode) and refused if it is a symlink, another \
-            user's, or wider. An explicit one is refused as a symlink or if owned by anyone but you or root; \
+            user's, or writable by others. An explicit one is refused as a symlink or if owned by anyone but you or root; \
             an existing one keeps its mode.
             """)
     var dir: String?

@@ -52,21 +52,29 @@ func fileMode(_ path: String) -> (mode: mode_t, uid: uid_t, gid: gid_t)? {
         }
     }
 
-    @Test func aDefaultDirectoryWiderThanItsModeIsRefusedAndANarrowerOneIsOpenedUp() throws {
+    @Test func aDefaultDirectoryOthersCouldWriteInIsRefusedAndAnyOtherModeIsSetToItsOwn() throws {
         let scratch = ScratchPath()
         #expect(mkdir(scratch.path, 0o700) == 0)
         #expect(chmod(scratch.path, 0o777) == 0)
         let error = #expect(throws: RuntimeDirectory.Failure.self) {
             try RuntimeDirectory(path: scratch.path, isDefault: true).create()
         }
-        #expect(error?.description.contains("its mode is 777, wider than 700") == true, "\(String(describing: error))")
-        #expect(chmod(scratch.path, 0o700) == 0)
-        try RuntimeDirectory(path: scratch.path, isDefault: true).create(socketMode: 0o666)
-        #expect(fileMode(scratch.path)?.mode == 0o711)
-        // The same directory for a private socket again: 711 is wider than 700.
+        #expect(
+            error?.description.contains("its mode is 777, writable by others") == true, "\(String(describing: error))")
+        #expect(chmod(scratch.path, 0o730) == 0)  // group-writable: refused too
         #expect(throws: RuntimeDirectory.Failure.self) {
             try RuntimeDirectory(path: scratch.path, isDefault: true).create()
         }
+        #expect(chmod(scratch.path, 0o700) == 0)
+        try RuntimeDirectory(path: scratch.path, isDefault: true).create(socketMode: 0o666)
+        #expect(fileMode(scratch.path)?.mode == 0o711)
+        // The same directory for a private socket again: others could only search it, so it is narrowed.
+        try RuntimeDirectory(path: scratch.path, isDefault: true).create()
+        #expect(fileMode(scratch.path)?.mode == 0o700)
+        // As an older version left /run/ringport (0755, ours): narrowed, not refused.
+        #expect(chmod(scratch.path, 0o755) == 0)
+        try RuntimeDirectory(path: scratch.path, isDefault: true).create()
+        #expect(fileMode(scratch.path)?.mode == 0o700)
     }
 
     @Test func aSymlinkedDirectoryIsRefusedDefaultOrExplicit() throws {
