@@ -42,6 +42,8 @@ public final class CountingDriver: RingDriver, Sendable {
                 status = .invalidPacket  // the OS could not translate it: no fragments to read
             } else {
                 var fragments = post.fragments()
+                // The element is loaded once, by the iterator; where its fragments end comes from that one load.
+                let fragmentsEnd = fragments.hasAny ? fragments.end : nil
                 while fragments.hasAny {
                     // A fragment whose fields do not fit the data area is the protocol's error, not a crash.
                     guard let length = queue.withBytes(of: fragments.fragment, { $0.count }) else {
@@ -51,7 +53,7 @@ public final class CountingDriver: RingDriver, Sendable {
                     bytes += length
                     fragments.advance()
                 }
-                if packet.fragmentCount > 0 { fragmentEnd = post.fragments().end }
+                if let fragmentsEnd { fragmentEnd = fragmentsEnd }
             }
             queue.setStatus(status, of: packet)
             packets += 1

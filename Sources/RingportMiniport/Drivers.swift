@@ -101,6 +101,8 @@ public final class NullDriver: RingDriver {
                 status = .invalidPacket
             } else {
                 var fragments = post.fragments()
+                // The element is loaded once, by the iterator; where its fragments end comes from that one load.
+                let fragmentsEnd = fragments.hasAny ? fragments.end : nil
                 scratch.removeAll(keepingCapacity: true)
                 while fragments.hasAny {
                     let fragment = fragments.fragment
@@ -115,7 +117,7 @@ public final class NullDriver: RingDriver {
                     bytes += length
                     fragments.advance()
                 }
-                if packet.fragmentCount > 0 { fragmentEnd = fragments.end }
+                if let fragmentsEnd { fragmentEnd = fragmentsEnd }
                 if verify && status == .success
                     && checker.check(scratch, binding: queue.binding, context: context) == nil
                 {
