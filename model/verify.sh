@@ -83,6 +83,12 @@ for v in NOINC NORECHECK NOFENCE_SLEEPER NOFENCE_WAKER SEEN_LATE WAKER_CLEARS_LA
 done
 check "refuted:assertion violated" ring.pml "-DN=2 -DBUG_LATEWRITE"
 check "refuted:assertion violated" ring.pml "-DN=4 -DBUG_FULL" -- -E
+# The miniport may die at any step: the hang-up watcher must wake the sleeping protocol (no timer needed).
+check verified ring.pml "-DN=2 -DHANGUP"
+check verified ring.pml "-DN=2 -DHANGUP -DSPURIOUS"
+for v in HANGUP_NOWAKE HANGUP_NOINC; do
+    check "refuted:invalid end state" ring.pml "-DN=2 -DHANGUP -D$v"
+done
 check verified ring.pml "-DN=2" ltl live
 check verified ring.pml "-DN=2" ltl nolost
 check "refuted:acceptance cycle" ring.pml "-DN=2 -DNOINC" ltl nolost

@@ -18,7 +18,7 @@ extension Adapter {
             let pending = localCompletions
             localCompletions.removeAll(keepingCapacity: true)
             for (raw, status) in pending {
-                handler(Packet(adapter: raw.adapter, index: raw.index, generation: raw.generation), status)
+                handler(Packet(raw), status)
                 completed += 1
             }
         }
@@ -42,40 +42,6 @@ extension Adapter {
         )
     }
 
-    /// The wait of `waitForCompletions` and `waitForReceives`: polls; spins a little; then sleeps on the
-    /// protocol's wake word until `ring`'s `BeginIndex` leaves `cursor`, in slices, so a miniport that died is
-    /// noticed (its socket closes) within one slice.
-    func wait(
-        timeoutSeconds: Double,
-        ring: NetRing,
-        cursor: () -> UInt32,
-        nothingToWaitFor: () -> Bool,
-        poll: () -> Int
-    ) -> Int {
-        let deadline = ProcessControl.monotonicNanoseconds() + UInt64(max(0, timeoutSeconds) * 1e9)
-        var spins = 0
-        while true {
-            let count = poll()
-            if count > 0 { return count }
-            if case .closed = state, localCompletions.isEmpty { return 0 }
-            if nothingToWaitFor() { return 0 }
-            let now = ProcessControl.monotonicNanoseconds()
-            if now >= deadline { return 0 }
-            spins += 1
-            if spins < 4096 {
-                ProcessControl.relax()
-                continue
-            }
-            let slice = Int64(min(deadline - now, 50_000_000))
-            let seen = cursor()
-            _ = regions.control.protocolWake.sleep(timeoutNanoseconds: slice) {
-                ring.loadBeginIndex() != seen || socket.isReadable()
-            }
-            lastLivenessCheck = 0
-            checkLiveness()
-        }
-    }
-
     /// Takes back what the miniport returned; a broken ring contract closes the binding.
     func reclaim(_ handler: (consuming Packet, NDISStatus) -> Void) -> Int {
         do {
@@ -90,10 +56,12 @@ extension Adapter {
 
     /// Takes back the packets (then the fragments) the miniport returned through `BeginIndex`, handing each
     /// descriptor with the status the miniport wrote in it. The descriptor comes from this side's own record
-    /// of the slot, never from the element; the status is loaded once.
+    /// of the slot, never from the element; the status is loaded once. The fragment ring's `BeginIndex` is
+    /// read only when packets came back (the miniport returns fragments first) or in checked mode; a send
+    /// that finds the fragment ring full by this view reads it again.
     func takeBackReturned(_ body: (Int, NDISStatus) -> Void) throws(NetRingViolation) -> Int {
-        let count = try transmit.reclaimPackets { element in
-            let slot = Int(element.index)
+        let count = try transmit.reclaimPacketSlots { ringIndex in
+            let slot = Int(ringIndex)
             let index = Int(slotDescriptor[slot])
             guard index >= 0 && index < configuration.packetCount else { return }  // reclaim stays in what was sent
             let written = regions.descriptors[index].status
@@ -103,8 +71,14 @@ extension Adapter {
             finish(index)
             body(index, status)
         }
-        _ = try transmit.reclaimFragments()
+        if count > 0 || transmit.verifier != nil { _ = try transmit.reclaimFragments() }
         return count
+    }
+
+    /// A new handle to packet `index` (counted), held until a poll delivers it.
+    func newRawPacket(_ index: Int) -> RawPacket {
+        handleCreated()
+        return RawPacket(binding: BindingReference(self), index: index, generation: generation[index])
     }
 
     /// The packet is the protocol's again.
@@ -112,16 +86,6 @@ extension Adapter {
         owner[index] = .protocolSide
         regions.descriptors[index].owner = .protocolSide
         outstandingSends -= 1
-    }
-
-    /// Notices a miniport that closed the connection or died (at most every millisecond when idle).
-    func checkLiveness() {
-        let now = ProcessControl.monotonicNanoseconds()
-        guard now &- lastLivenessCheck > 1_000_000 else { return }
-        lastLivenessCheck = now
-        if case .closed = state { return }
-        guard socket.isReadable() else { return }
-        abandon(reason: "the miniport went away", reclaimingReturned: true)
     }
 
     /// The binding is gone: every packet still with the miniport completes, in ring order, then the backlog.
@@ -135,8 +99,7 @@ extension Adapter {
         if reclaimingReturned {
             do {
                 _ = try takeBackReturned { index, status in
-                    localCompletions.append(
-                        (RawPacket(adapter: self, index: index, generation: generation[index]), status))
+                    localCompletions.append((newRawPacket(index), status))
                 }
             } catch {
                 reason = "the miniport broke the ring contract: \(error)"
@@ -149,18 +112,16 @@ extension Adapter {
             if index >= 0 && index < configuration.packetCount {
                 slotDescriptor[Int(slot)] = -1
                 finish(index)
-                localCompletions.append(
-                    (RawPacket(adapter: self, index: index, generation: generation[index]), .closing))
+                localCompletions.append((newRawPacket(index), .closing))
             }
             slot = transmit.packetRing.increment(slot)
         }
-        for i in backlogStart..<backlog.count {
+        for i in 0..<backlog.count {
             let index = Int(backlog[i])
             finish(index)
-            localCompletions.append((RawPacket(adapter: self, index: index, generation: generation[index]), .closing))
+            localCompletions.append((newRawPacket(index), .closing))
         }
         backlog.removeAll()
-        backlogStart = 0
     }
 
     /// Waits up to `seconds` for the miniport's `.closed` answer or the connection closing.

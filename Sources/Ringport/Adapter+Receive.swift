@@ -5,7 +5,7 @@ import RingportSystem
 /// the binding's data area. Non-copyable; dropping it returns it (`NdisReturnPackets`), and its buffer is
 /// posted again.
 public struct ReceivedPacket: ~Copyable {
-    var adapter: Adapter?
+    let binding: BindingReference
     let chunk: Int
     let offset: Int
     /// The frame's length in bytes.
@@ -13,13 +13,29 @@ public struct ReceivedPacket: ~Copyable {
     /// The layout the driver reported.
     public let layout: NetPacketLayout
 
-    deinit { adapter?.returnReceived(chunk) }
+    /// A new handle (counted by its binding, like a `Packet`).
+    init(adapter: Adapter, chunk: Int, offset: Int, length: Int, layout: NetPacketLayout) {
+        adapter.handleCreated()
+        binding = BindingReference(adapter)
+        self.chunk = chunk
+        self.offset = offset
+        self.length = length
+        self.layout = layout
+    }
+
+    deinit {
+        binding { adapter in
+            adapter.returnReceived(chunk)
+            adapter.handleDropped()  // last: it may release the binding
+        }
+    }
 
     /// The frame's bytes, in place (valid only inside `body`).
     public func withUnsafeBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
-        let adapter = adapter!
-        let start = chunk * adapter.configuration.chunkSize + offset
-        return try adapter.regions.data.withBytes(start..<start + length) { try body(UnsafeRawBufferPointer($0)) }
+        try binding { adapter in
+            let start = chunk * adapter.configuration.chunkSize + offset
+            return try adapter.regions.data.withBytes(start..<start + length) { try body(UnsafeRawBufferPointer($0)) }
+        }
     }
 
     /// A copy of the frame's bytes.
@@ -57,18 +73,29 @@ extension Adapter {
     }
 
     /// Indicates each packet the miniport returned since the last call to `handler`, in order; a packet the
-    /// driver marked `Ignore` is not indicated. Returns how many were indicated.
+    /// driver marked `Ignore` is not indicated. Returns how many were indicated. The packets `handler` drops
+    /// are posted again together, when the batch ends.
     @discardableResult
     public func pollReceives(_ handler: (consuming ReceivedPacket) -> Void) -> Int {
+        pollReceiveBatch { batch in
+            for i in 0..<batch.count { if let packet = batch.take(at: i) { handler(packet) } }
+        }
+    }
+
+    /// Hands every packet the miniport returned since the last call to `handler` as one batch, in order
+    /// (none if nothing came: `handler` is then not called). Returns how many were indicated. Each packet is
+    /// read in place; those `handler` does not `take` are returned when it ends, with one post of the ring.
+    @discardableResult
+    public func pollReceiveBatch(_ handler: (inout ReceivedBatch) -> Void) -> Int {
         if case .closed = state { return 0 }
-        var indicated = 0
+        precondition(!receiveBatchOpen, "a receive poll from inside a receive batch")
         let before = receive.fragmentCursor
         receiveIndicatedSlots.removeAll(keepingCapacity: true)
+        receiveBatch.removeAll(keepingCapacity: true)
         do {
             _ = try receive.reclaimReceived { packet, fragments in
                 // One buffer per received packet; the chunk is the one this side posted in that slot.
                 let slot = Int(fragments.first)
-                let chunk = Int(receiveSlotChunk[slot])
                 let fragment = fragments.fragment(0)
                 let length = Int(fragment.validLength)
                 let offset = Int(fragment.offset)
@@ -79,31 +106,53 @@ extension Adapter {
                     return
                 }
                 receiveIndicatedSlots.append(Int32(slot))
-                indicated += 1
-                handler(
-                    ReceivedPacket(adapter: self, chunk: chunk, offset: offset, length: length, layout: packet.layout)
-                )
+                receiveBatch.append(
+                    ReceivedEntry(
+                        chunk: receiveSlotChunk[slot], offset: Int32(offset), length: Int32(length),
+                        layout: packet.layout))
             }
         } catch {
             abandon(reason: "the miniport broke the receive ring contract: \(error)", reclaimingReturned: false)
-            return indicated
+            return 0
         }
-        // Every returned slot's buffer is now held by the protocol (indicated) or free (ignored, malformed,
-        // cancelled).
+        // Every returned slot's buffer is now indicated or free (ignored, malformed, cancelled). The indicated
+        // slots are in ring order, a subsequence of the returned ones.
         var slot = before
+        var next = 0
         while slot != receive.fragmentCursor {
-            if !receiveIndicatedSlots.contains(Int32(slot)) { receiveFreeChunks.append(receiveSlotChunk[Int(slot)]) }
+            if next < receiveIndicatedSlots.count && receiveIndicatedSlots[next] == Int32(slot) {
+                next += 1
+            } else {
+                receiveFreeChunks.append(receiveSlotChunk[Int(slot)])
+            }
             slot = receive.fragmentRing.increment(slot)
+        }
+        let indicated = receiveBatch.count
+        if indicated > 0 {
+            receiveBatchOpen = true
+            var batch = ReceivedBatch(adapter: self, count: indicated)
+            handler(&batch)
+            receiveBatchOpen = false
+            for entry in receiveBatch where !entry.taken { receiveFreeChunks.append(entry.chunk) }
         }
         postReceiveBuffers()
         if indicated == 0 { checkLiveness() }
         return indicated
     }
 
-    /// Waits up to `timeoutSeconds` for received packets (spinning briefly, then sleeping), and indicates
-    /// them to `handler`. Returns how many; 0 on timeout.
+    /// Waits up to `timeoutSeconds` for received packets (as `waitPolicy` says), and indicates them to
+    /// `handler`. Returns how many; 0 on timeout.
     @discardableResult
     public func waitForReceives(timeoutSeconds: Double, _ handler: (consuming ReceivedPacket) -> Void) -> Int {
+        waitForReceiveBatch(timeoutSeconds: timeoutSeconds) { batch in
+            for i in 0..<batch.count { if let packet = batch.take(at: i) { handler(packet) } }
+        }
+    }
+
+    /// Waits up to `timeoutSeconds` for received packets (as `waitPolicy` says), and hands them to `handler`
+    /// as one batch. Returns how many; 0 on timeout.
+    @discardableResult
+    public func waitForReceiveBatch(timeoutSeconds: Double, _ handler: (inout ReceivedBatch) -> Void) -> Int {
         wait(
             timeoutSeconds: timeoutSeconds,
             ring: regions.receivePacketRing,
@@ -112,13 +161,62 @@ extension Adapter {
                 if case .closed = state { return true }
                 return false
             },
-            poll: { pollReceives(handler) }
+            poll: { pollReceiveBatch(handler) }
         )
     }
 
-    /// `NdisReturnPackets`: the protocol is done with a received packet; its buffer is posted again.
+    /// `NdisReturnPackets`: the protocol is done with a received packet; its buffer is posted again (at the
+    /// end of the batch, if one is being handed out).
     func returnReceived(_ chunk: Int) {
         receiveFreeChunks.append(Int32(chunk))
-        postReceiveBuffers()
+        if !receiveBatchOpen { postReceiveBuffers() }
+    }
+}
+
+/// One packet of a receive batch, as this side recorded it (never re-read from the ring).
+struct ReceivedEntry {
+    let chunk: Int32
+    let offset: Int32
+    let length: Int32
+    let layout: NetPacketLayout
+    var taken = false
+}
+
+/// The packets one poll took from the receive ring, in ring order, read in place in the binding's data area.
+/// Valid only inside the handler it is given to: what the handler does not `take` is returned when it ends.
+public struct ReceivedBatch: ~Copyable {
+    let adapter: Adapter
+    /// Packets in the batch.
+    public let count: Int
+
+    init(adapter: Adapter, count: Int) {
+        self.adapter = adapter
+        self.count = count
+    }
+
+    /// The frame's length in bytes.
+    public func length(at i: Int) -> Int { Int(adapter.receiveBatch[i].length) }
+    /// The layout the driver reported.
+    public func layout(at i: Int) -> NetPacketLayout { adapter.receiveBatch[i].layout }
+
+    /// The bytes of packet `i`, in place (valid only inside `body`); nil-safe only for packets not taken.
+    public func withUnsafeBytes<R>(at i: Int, _ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        let entry = adapter.receiveBatch[i]
+        precondition(!entry.taken, "a packet taken out of its batch is read through its ReceivedPacket")
+        let start = Int(entry.chunk) * adapter.configuration.chunkSize + Int(entry.offset)
+        return try adapter.regions.data.withBytes(start..<start + Int(entry.length)) {
+            try body(UnsafeRawBufferPointer($0))
+        }
+    }
+
+    /// Takes packet `i` out of the batch, to keep past it (dropping the `ReceivedPacket` returns it); nil if
+    /// it was taken already.
+    public mutating func take(at i: Int) -> ReceivedPacket? {
+        let entry = adapter.receiveBatch[i]
+        guard !entry.taken else { return nil }
+        adapter.receiveBatch[i].taken = true
+        return ReceivedPacket(
+            adapter: adapter, chunk: Int(entry.chunk), offset: Int(entry.offset), length: Int(entry.length),
+            layout: entry.layout)
     }
 }

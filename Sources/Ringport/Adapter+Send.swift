@@ -1,6 +1,23 @@
 import RingportCore
 import RingportSystem
 
+/// A batch being written past the transmit rings' `EndIndex`, published by one store per ring.
+struct TransmitBatch {
+    var packets = 0
+    var fragments = 0
+    var freePackets: Int
+    var freeFragments: Int
+    /// Whether the fragment ring's `BeginIndex` was read again for this batch (once at most).
+    var refreshed = false
+    /// A broken ring contract seen while staging: nothing is published and the binding closes.
+    var failure: String?
+
+    @inline(__always) init(freePackets: Int, freeFragments: Int) {
+        self.freePackets = freePackets
+        self.freeFragments = freeFragments
+    }
+}
+
 extension Adapter {
     /// `NdisSendPackets`: gives every packet of `packets` to the miniport, in order. The packets, their
     /// buffers and their OOB blocks are the miniport's until each comes back through a completion; every
@@ -15,42 +32,54 @@ extension Adapter {
 
     /// Sends and empties `packets`, keeping its capacity for the next batch.
     public func send(_ packets: inout PacketArray) {
-        for raw in packets.packets { submit(raw) }
-        packets.packets.removeAll(keepingCapacity: true)
-        flushBacklog()
+        var batch = TransmitBatch(freePackets: transmit.freePackets, freeFragments: transmit.freeFragments)
+        stageBacklog(&batch)
+        var used = 0
+        for i in 0..<packets.packets.count where submit(packets.packets[i], &batch) { used += 1 }
+        packets.packets.removeAll()
+        publish(batch)
+        handleDropped(used)
     }
 
     /// Sends one packet (`NdisSendPackets` with an array of one).
     public func send(_ packet: consuming Packet) {
-        submit(packet.take())
-        flushBacklog()
+        var batch = TransmitBatch(freePackets: transmit.freePackets, freeFragments: transmit.freeFragments)
+        stageBacklog(&batch)
+        let used = submit(packet.take(), &batch)
+        publish(batch)
+        handleDropped(used ? 1 : 0)
     }
 
     /// The runtime ownership checks (DESIGN.md I3): the handle must be this binding's, current, and held.
-    func submit(_ raw: RawPacket) {
-        guard raw.adapter === self else {
+    /// A packet that passes is the miniport's: written into `batch` if nothing waits before it and it fits,
+    /// else backlogged. Returns whether the handle was used up here (sent, or dropped as stale); the
+    /// caller drops those from the live-handle count.
+    func submit(_ raw: RawPacket, _ batch: inout TransmitBatch) -> Bool {
+        guard raw.binding.refers(to: self) else {
             // Another binding's packet: recorded here, this binding untouched; it completes on its own.
             misuses.append(PacketMisuse(kind: .foreignBinding, descriptor: raw.index))
-            raw.adapter.completeForeign(raw)
-            return
+            raw.binding { $0.completeForeign(raw) }
+            return false
         }
         let index = raw.index
         guard generation[index] == raw.generation, owner[index] == .protocolSide else {
             // A forged or stale handle: the real packet (if any) still gets its one completion.
             misuses.append(
                 PacketMisuse(kind: generation[index] == raw.generation ? .alreadySent : .stale, descriptor: index))
-            return
+            return true
         }
         guard state == .open else {
             localCompletions.append((raw, .closing))
-            return
+            return false
         }
         owner[index] = .miniport
         let descriptor = regions.descriptors[index]
         descriptor.owner = .miniport
         descriptor.status = .pending
-        backlog.append(Int32(index))
         outstandingSends += 1
+        if backlog.isEmpty && stage(index, &batch) { return true }
+        backlog.append(Int32(index))
+        return true
     }
 
     /// A packet of this binding was sent on another one: it completes here with `INVALID_PACKET` (next
@@ -60,6 +89,7 @@ extension Adapter {
         guard generation[index] == raw.generation, owner[index] == .protocolSide else {
             misuses.append(
                 PacketMisuse(kind: generation[index] == raw.generation ? .alreadySent : .stale, descriptor: index))
+            handleDropped()
             return
         }
         localCompletions.append((raw, .invalidPacket))
@@ -68,59 +98,88 @@ extension Adapter {
     /// Translates backlogged packets into the transmit rings, as many as fit, and publishes them with one
     /// `EndIndex` store per ring; wakes the miniport if it sleeps.
     func flushBacklog() {
+        guard !backlog.isEmpty else { return }
+        var batch = TransmitBatch(freePackets: transmit.freePackets, freeFragments: transmit.freeFragments)
+        stageBacklog(&batch)
+        publish(batch)
+    }
+
+    /// Writes the backlog, oldest first, into `batch` while it fits.
+    func stageBacklog(_ batch: inout TransmitBatch) {
+        guard !backlog.isEmpty else { return }
         // Closing refuses new sends, not the ones already made: the backlog still goes out.
-        guard backlogStart < backlog.count else { return }
         if case .closed = state { return }
-        let fragmentLimit = min(configuration.fragmentsPerPacket, Int(transmit.fragmentRing.elementIndexMask))
-        var packets = 0
-        var fragments = 0
-        let freePackets = transmit.freePackets
-        let freeFragments = transmit.freeFragments
-        while backlogStart < backlog.count && packets < freePackets {
-            let index = Int(backlog[backlogStart])
-            let count = Int(chainCount[index])
-            let translatable = count >= 1 && count <= fragmentLimit && chainLength[index] > 0
-            if translatable && fragments + count > freeFragments { break }
-            let element = transmit.stagedPacket(packets)
-            element.reset()
-            element.descriptor = UInt32(index)
-            slotDescriptor[Int(element.index)] = Int32(index)
-            slotIgnored[Int(element.index)] = !translatable
-            element.fragmentIndex = transmit.stagedFragmentIndex(fragments)
-            if translatable {
-                element.fragmentCount = UInt16(count)
-                var buffer = chainHead[index]
-                while buffer != BufferTable.none {
-                    let fragment = transmit.stagedFragment(fragments)
-                    fragment.reset()
-                    fragment.chunk = buffer
-                    fragment.offset = UInt16(bufferOffset[Int(buffer)])
-                    fragment.validLength = bufferLength[Int(buffer)]
-                    fragment.capacity = UInt32(configuration.chunkSize)
-                    fragments += 1
-                    buffer = bufferNext[Int(buffer)]
-                }
-            } else {
-                element.ignore = true  // the OS could not translate it: Ignore, no fragments
+        while !backlog.isEmpty && stage(Int(backlog[0]), &batch) { backlog.removeFirst() }
+    }
+
+    /// Writes packet `index`'s element (and its fragments) after those of `batch`, from this side's own
+    /// record of the chain; false, nothing written, if the rings have no room for it. Each element is
+    /// written whole, once.
+    func stage(_ index: Int, _ batch: inout TransmitBatch) -> Bool {
+        guard batch.packets < batch.freePackets, batch.failure == nil else { return false }
+        let count = Int(chainCount[index])
+        let translatable = count >= 1 && count <= transmitFragmentLimit && chainLength[index] > 0
+        if translatable && batch.fragments + count > batch.freeFragments {
+            // Full by the cached view: read the miniport's fragment `BeginIndex` again, once per batch.
+            guard !batch.refreshed else { return false }
+            batch.refreshed = true
+            do { _ = try transmit.reclaimFragments() } catch {
+                batch.failure = "the miniport broke the ring contract: \(error)"
+                return false
             }
-            packets += 1
-            backlogStart += 1
+            batch.freeFragments = transmit.freeFragments
+            guard batch.fragments + count <= batch.freeFragments else { return false }
         }
-        if packets > 0 {
-            do {
-                try transmit.publish(packets: packets, fragments: fragments)
-            } catch {
-                // Nothing was published: the staged packets are still the backlog's and complete with it.
-                backlogStart -= packets
-                abandon(reason: "ring: \(error)", reclaimingReturned: false)
-                return
+        let slot = transmit.packetRing.advance(transmit.packetEnd, by: Int32(batch.packets))
+        let first = transmit.fragmentRing.advance(transmit.fragmentEnd, by: Int32(batch.fragments))
+        slotDescriptor[Int(slot)] = Int32(index)
+        slotIgnored[Int(slot)] = !translatable
+        let element = transmit.packet(at: slot)
+        if translatable {
+            let capacity = UInt32(configuration.chunkSize)
+            var buffer = chainHead[index]
+            var k = first
+            while buffer != BufferTable.none {
+                let b = Int(buffer)
+                transmit.fragment(at: k).fill(
+                    validLength: bufferLength[b],
+                    capacity: capacity,
+                    chunk: buffer,
+                    offset: UInt16(truncatingIfNeeded: bufferOffset[b])
+                )
+                k = transmit.fragmentRing.increment(k)
+                buffer = bufferNext[b]
+            }
+            element.fill(fragmentIndex: first, fragmentCount: UInt16(count), ignore: false, descriptor: UInt32(index))
+            batch.fragments += count
+        } else {
+            // The OS could not translate it: Ignore, no fragments.
+            element.fill(fragmentIndex: first, fragmentCount: 0, ignore: true, descriptor: UInt32(index))
+        }
+        batch.packets += 1
+        return true
+    }
+
+    /// Publishes `batch` (one `EndIndex` store per ring) and wakes the miniport if it sleeps. If the batch
+    /// cannot be published, its packets go back before the backlog, in order, and complete with it as the
+    /// binding closes.
+    func publish(_ batch: TransmitBatch) {
+        var failure = batch.failure
+        if failure == nil && batch.packets > 0 {
+            do { try transmit.publish(packets: batch.packets, fragments: batch.fragments) } catch {
+                failure = "ring: \(error)"
             }
         }
-        if backlogStart == backlog.count {
-            backlog.removeAll(keepingCapacity: true)
-            backlogStart = 0
+        if let failure {
+            for k in (0..<batch.packets).reversed() {
+                let slot = Int(transmit.packetRing.advance(transmit.packetEnd, by: Int32(k)))
+                backlog.prepend(slotDescriptor[slot])
+                slotDescriptor[slot] = -1
+            }
+            abandon(reason: failure, reclaimingReturned: false)
+            return
         }
-        guard packets > 0 else { return }
+        guard batch.packets > 0 else { return }
         regions.control.miniportWake.wakeIfNeeded()
     }
 }

@@ -18,8 +18,10 @@ public final class Adapter {
     let socket: ControlSocket
 
     @exclusivity(unchecked) var transmit: OSRingQueue
+    /// The most fragments one transmit packet may name.
+    let transmitFragmentLimit: Int
     // Per packet descriptor.
-    @exclusivity(unchecked) var owner: [PacketOwner]
+    let owner: LocalTable<PacketOwner>
     @exclusivity(unchecked) var generation: [UInt32]
     @exclusivity(unchecked) var chainHead: [UInt32]
     @exclusivity(unchecked) var chainTail: [UInt32]
@@ -32,19 +34,22 @@ public final class Adapter {
     @exclusivity(unchecked) var bufferLength: [UInt32]
     @exclusivity(unchecked) var freeBufferList: [Int32]
     // Per transmit packet-ring slot: the descriptor it carries, and whether it went in with Ignore.
-    @exclusivity(unchecked) var slotDescriptor: [Int32]
-    @exclusivity(unchecked) var slotIgnored: [Bool]
+    let slotDescriptor: LocalTable<Int32>
+    let slotIgnored: LocalTable<Bool>
     @exclusivity(unchecked) var receive: OSRingQueue
     /// Per receive fragment-ring slot: the chunk this side posted there (trusted, unlike the element).
     @exclusivity(unchecked) var receiveSlotChunk: [Int32]
     /// Receive buffers neither posted nor held by the protocol.
     @exclusivity(unchecked) var receiveFreeChunks: [Int32] = []
     @exclusivity(unchecked) var receiveIndicatedSlots: [Int32] = []
+    /// The packets of the receive batch being handed out, and whether a batch is being handed out (returns
+    /// then wait for its end, to be posted together).
+    @exclusivity(unchecked) var receiveBatch: [ReceivedEntry] = []
+    @exclusivity(unchecked) var receiveBatchOpen = false
     /// Received packets the miniport returned with fields that do not fit (dropped, buffer reused).
     public internal(set) var malformedReceives = 0
     /// Sent, not yet in the ring (it was full), in send order.
-    @exclusivity(unchecked) var backlog: [Int32] = []
-    @exclusivity(unchecked) var backlogStart = 0
+    @exclusivity(unchecked) var backlog: LocalQueue<Int32>
     /// Completions decided here (foreign packet, closing), delivered by the next poll.
     @exclusivity(unchecked) var localCompletions: [(RawPacket, NDISStatus)] = []
     /// Packets given to the miniport (ring or backlog) and not completed yet.
@@ -53,6 +58,16 @@ public final class Adapter {
     /// Handle misuses the runtime checks caught (such handles are dropped, not sent).
     public internal(set) var misuses: [PacketMisuse] = []
     @exclusivity(unchecked) var lastLivenessCheck: UInt64 = 0
+    /// Handles (`Packet`, `Buffer`, `ReceivedPacket`, and the raw packets of arrays and pending completions)
+    /// alive: while there are any, the binding holds one reference to itself, so no handle outlives it,
+    /// and handles themselves are not reference-counted. A plain count: one thread uses a binding.
+    @exclusivity(unchecked) var liveHandles = 0
+    /// What this binding's waits do when nothing has come (`waitForCompletions`, `waitForReceives`).
+    public var waitPolicy: WaitPolicy = .default
+    /// The adaptive spin's learned budget, and how many waits ended in a sleep.
+    @exclusivity(unchecked) var spinner = AdaptiveSpin()
+    /// Set when the miniport's end of the control socket closes; nil if no watch could be set up.
+    let hangup: (id: UInt64, flag: HangupWatcher.Flag)?
 
     public enum State: Equatable, Sendable {
         case open
@@ -68,7 +83,8 @@ public final class Adapter {
         configuration: BindingConfiguration = BindingConfiguration(),
         directory: RuntimeDirectory = RuntimeDirectory(),
         checked: Bool = NetRingChecking.isEnabledByDefault,
-        timeoutSeconds: Double = 5
+        timeoutSeconds: Double = 5,
+        waitPolicy: WaitPolicy = .default
     ) throws(AdapterError) -> Adapter {
         guard RuntimeDirectory.isValidAdapterName(name) else { throw .invalidArgument("bad adapter name \"\(name)\"") }
         let path = directory.socketPath(adapter: name)
@@ -123,7 +139,7 @@ public final class Adapter {
         guard regions.configuration == geometry else {
             throw .openFailed("the segment's configuration is not the one granted")
         }
-        return Adapter(
+        let adapter = Adapter(
             name: name,
             bindingID: bindingID,
             segment: segment,
@@ -131,6 +147,8 @@ public final class Adapter {
             socket: socket,
             checked: checked
         )
+        adapter.waitPolicy = waitPolicy
+        return adapter
     }
 
     static func adoptSegment(_ fd: CInt, name: String) throws(AdapterError) -> SharedSegment {
@@ -183,13 +201,15 @@ public final class Adapter {
         self.configuration = c
         self.segment = segment
         self.regions = regions
+        hangup = HangupWatcher.shared.watch(socket: socket.descriptor, wake: regions.control.protocolWake)
         self.socket = socket
         transmit = OSRingQueue(
             packetRing: regions.transmitPacketRing,
             fragmentRing: regions.transmitFragmentRing,
             checked: checked
         )
-        owner = Array(repeating: .free, count: c.packetCount)
+        transmitFragmentLimit = min(c.fragmentsPerPacket, Int(regions.transmitFragmentRing.elementIndexMask))
+        owner = LocalTable(repeating: .free, count: c.packetCount)
         generation = Array(repeating: 0, count: c.packetCount)
         chainHead = Array(repeating: BufferTable.none, count: c.packetCount)
         chainTail = Array(repeating: BufferTable.none, count: c.packetCount)
@@ -206,15 +226,22 @@ public final class Adapter {
             checked: checked
         )
         receiveSlotChunk = Array(repeating: 0, count: c.receiveRingSize)
-        slotDescriptor = Array(repeating: -1, count: c.transmitRingSize)
-        slotIgnored = Array(repeating: false, count: c.transmitRingSize)
-        backlog.reserveCapacity(c.packetCount)
+        receiveBatch.reserveCapacity(c.receiveRingSize)
+        receiveIndicatedSlots.reserveCapacity(c.receiveRingSize)
+        slotDescriptor = LocalTable(repeating: -1, count: c.transmitRingSize)
+        slotIgnored = LocalTable(repeating: false, count: c.transmitRingSize)
+        backlog = LocalQueue(capacity: c.packetCount)  // a descriptor is in it once at most
         // Set aside the receive buffers and post them.
         for _ in 0..<receiveBufferCount {
             guard let chunk = freeBufferList.popLast() else { break }
             receiveFreeChunks.append(chunk)
         }
         postReceiveBuffers()
+    }
+
+    deinit {
+        // Before the socket closes and the segment is unmapped: the watcher must not wake a word that is gone.
+        if let hangup { HangupWatcher.shared.unwatch(hangup.id, socket: socket.descriptor) }
     }
 
     // MARK: Pools
@@ -255,6 +282,20 @@ public final class Adapter {
     public var packetPoolUsage: Int { configuration.packetCount - freePacketList.count }
     /// Buffers allocated by the protocol (receive buffers, set aside at open, are not counted).
     public var bufferPoolUsage: Int { configuration.chunkCount - receiveBufferCount - freeBufferList.count }
+
+    // MARK: Handles
+
+    @inline(__always) func handleCreated() {
+        if liveHandles == 0 { _ = Unmanaged.passUnretained(self).retain() }
+        liveHandles += 1
+    }
+
+    /// The caller must not touch the binding after this: the last handle's drop releases it.
+    @inline(__always) func handleDropped(_ count: Int = 1) {
+        precondition(count <= liveHandles, "handle count underflow")
+        liveHandles -= count
+        if liveHandles == 0 && count > 0 { Unmanaged.passUnretained(self).release() }
+    }
 
     func checkHeld(_ index: Int, _ gen: UInt32) {
         precondition(generation[index] == gen && owner[index] == .protocolSide, "packet handle is stale or sent")

@@ -1,27 +1,63 @@
 public import RingportCore
 
+/// A handle's reference to its binding, not counted per handle: the binding counts its live handles and
+/// holds one reference to itself while there are any (`Adapter.handleCreated`/`handleDropped`), so it
+/// outlives every handle, and a handle reaches it without a retain or release.
+struct BindingReference {
+    let unmanaged: Unmanaged<Adapter>
+
+    init(_ adapter: Adapter) { unmanaged = .passUnretained(adapter) }
+
+    /// Calls `body` with the binding, which the live-handle count keeps alive.
+    @inline(__always) func callAsFunction<R>(_ body: (Adapter) throws -> R) rethrows -> R {
+        try unmanaged._withUnsafeGuaranteedRef(body)
+    }
+
+    @inline(__always) func refers(to adapter: Adapter) -> Bool { self { $0 === adapter } }
+    @inline(__always) func refers(to other: BindingReference) -> Bool { other { refers(to: $0) } }
+}
+
 /// An NDIS packet descriptor of a binding's pool, held by the protocol (`PNDIS_PACKET`).
 ///
 /// Non-copyable: `send` consumes it, so a sent packet, its buffers and its OOB block cannot be reached
 /// until its send-complete hands a `Packet` back. Dropping a packet frees it and its buffers
 /// (`NdisFreePacket`). Its fields live in the binding's segment.
 public struct Packet: ~Copyable {
-    var adapter: Adapter?
+    let binding: BindingReference
     public let descriptorIndex: Int
     let generation: UInt32
 
+    /// A new handle (counted by its binding).
     init(adapter: Adapter, index: Int, generation: UInt32) {
-        self.adapter = adapter
-        self.descriptorIndex = index
+        self.init(binding: BindingReference(adapter), index: index, generation: generation)
+    }
+
+    init(binding: BindingReference, index: Int, generation: UInt32) {
+        binding { $0.handleCreated() }
+        self.binding = binding
+        descriptorIndex = index
         self.generation = generation
     }
 
-    deinit { adapter?.freePacket(descriptorIndex, generation: generation) }
+    /// The handle a `RawPacket` stood for (already counted).
+    init(_ raw: RawPacket) {
+        binding = raw.binding
+        descriptorIndex = raw.index
+        generation = raw.generation
+    }
 
-    /// Gives up the handle without freeing the packet: `send` and `PacketArray` take packets this way.
+    deinit {
+        binding { adapter in
+            adapter.freePacket(descriptorIndex, generation: generation)
+            adapter.handleDropped()  // last: it may release the binding
+        }
+    }
+
+    /// Gives up the handle without freeing the packet (it stays counted): `send` and `PacketArray` take
+    /// packets this way.
     consuming func take() -> RawPacket {
-        let raw = RawPacket(adapter: adapter!, index: descriptorIndex, generation: generation)
-        adapter = nil
+        let raw = RawPacket(binding: binding, index: descriptorIndex, generation: generation)
+        discard self
         return raw
     }
 
@@ -30,48 +66,48 @@ public struct Packet: ~Copyable {
         /// checks that catch a stale or doubly-sent handle. Debug builds only: a release build's clients
         /// cannot reach it, even with `@_spi(Testing) import`.
         @_spi(Testing) public func forgedCopy() -> Packet {
-            Packet(adapter: adapter!, index: descriptorIndex, generation: generation)
+            Packet(binding: binding, index: descriptorIndex, generation: generation)
         }
     #endif
 
-    var owner: Adapter {
-        guard let adapter else { preconditionFailure("packet handle used after it was given up") }
-        adapter.checkHeld(descriptorIndex, generation)
-        return adapter
+    /// Calls `body` with the binding, once the handle is checked to be current and held.
+    @inline(__always) func withOwner<R>(_ body: (Adapter) throws -> R) rethrows -> R {
+        try binding { adapter in
+            adapter.checkHeld(descriptorIndex, generation)
+            return try body(adapter)
+        }
     }
-    var descriptor: PacketDescriptor { owner.regions.descriptors[descriptorIndex] }
+    var descriptor: PacketDescriptor { withOwner { $0.regions.descriptors[descriptorIndex] } }
 
     // MARK: NdisQueryPacket
 
     /// Buffers chained to the packet.
-    public var bufferCount: Int { Int(owner.chainCount[descriptorIndex]) }
+    public var bufferCount: Int { withOwner { Int($0.chainCount[descriptorIndex]) } }
     /// Bytes in all chained buffers.
-    public var totalLength: Int { Int(owner.chainLength[descriptorIndex]) }
+    public var totalLength: Int { withOwner { Int($0.chainLength[descriptorIndex]) } }
 
     // MARK: Buffer chain
 
     /// `NdisChainBufferAtBack`. A buffer of another binding is not chained: this packet's binding records a
     /// `.foreignBinding` misuse, the packet is unchanged, and the buffer goes back to its own binding's pool.
     public mutating func chainAtBack(_ buffer: consuming Buffer) {
-        let adapter = owner
-        guard let index = buffer.take(by: adapter, for: descriptorIndex) else { return }
-        adapter.chain(index, to: descriptorIndex, atFront: false)
+        binding { $0.checkHeld(descriptorIndex, generation) }
+        guard let index = buffer.take(by: binding, for: descriptorIndex) else { return }
+        binding { $0.chain(index, to: descriptorIndex, atFront: false) }
     }
     /// `NdisChainBufferAtFront`; a buffer of another binding is refused as by `chainAtBack`.
     public mutating func chainAtFront(_ buffer: consuming Buffer) {
-        let adapter = owner
-        guard let index = buffer.take(by: adapter, for: descriptorIndex) else { return }
-        adapter.chain(index, to: descriptorIndex, atFront: true)
+        binding { $0.checkHeld(descriptorIndex, generation) }
+        guard let index = buffer.take(by: binding, for: descriptorIndex) else { return }
+        binding { $0.chain(index, to: descriptorIndex, atFront: true) }
     }
     /// `NdisUnchainBufferAtFront`: the first buffer, or nil when the chain is empty.
     public mutating func unchainAtFront() -> Buffer? {
-        let adapter = owner
-        return adapter.unchain(from: descriptorIndex, atFront: true).map { Buffer(adapter: adapter, index: $0) }
+        withOwner { $0.unchain(from: descriptorIndex, atFront: true) }.map { Buffer(binding: binding, index: $0) }
     }
     /// `NdisUnchainBufferAtBack`.
     public mutating func unchainAtBack() -> Buffer? {
-        let adapter = owner
-        return adapter.unchain(from: descriptorIndex, atFront: false).map { Buffer(adapter: adapter, index: $0) }
+        withOwner { $0.unchain(from: descriptorIndex, atFront: false) }.map { Buffer(binding: binding, index: $0) }
     }
 
     /// `NdisQueryBuffer`: the bytes of the `position`-th chained buffer, to read or rewrite in place (as a
@@ -80,20 +116,22 @@ public struct Packet: ~Copyable {
         ofBufferAt position: Int,
         _ body: (UnsafeMutableRawBufferPointer) throws -> R
     ) rethrows -> R {
-        let adapter = owner
-        precondition(position >= 0 && position < Int(adapter.chainCount[descriptorIndex]), "no such buffer")
-        var buffer = Int(adapter.chainHead[descriptorIndex])
-        for _ in 0..<position { buffer = Int(adapter.bufferNext[buffer]) }
-        let start = buffer * adapter.configuration.chunkSize + Int(adapter.bufferOffset[buffer])
-        return try adapter.regions.data.withBytes(start..<start + Int(adapter.bufferLength[buffer])) { try body($0) }
+        try withOwner { adapter in
+            precondition(position >= 0 && position < Int(adapter.chainCount[descriptorIndex]), "no such buffer")
+            var buffer = Int(adapter.chainHead[descriptorIndex])
+            for _ in 0..<position { buffer = Int(adapter.bufferNext[buffer]) }
+            let start = buffer * adapter.configuration.chunkSize + Int(adapter.bufferOffset[buffer])
+            return try adapter.regions.data.withBytes(start..<start + Int(adapter.bufferLength[buffer])) {
+                try body($0)
+            }
+        }
     }
 
     /// `NdisReinitializePacket`: empties the chain (freeing any buffer still on it), clears the flags and
     /// the OOB block, ready for another send. Cheaper than free and allocate.
     public mutating func reinitialize() {
-        owner.reinitialize(descriptorIndex)
+        withOwner { $0.reinitialize(descriptorIndex) }
     }
-
     // MARK: Flags and out-of-band data
 
     /// `NdisGetPacketFlags`; setting replaces them.
@@ -134,59 +172,78 @@ public struct Packet: ~Copyable {
 
 /// A buffer over one data-area chunk of the binding (`NDIS_BUFFER`). Dropping it frees it.
 public struct Buffer: ~Copyable {
-    var adapter: Adapter?
+    let binding: BindingReference
     let index: Int
 
+    /// A new handle (counted by its binding).
     init(adapter: Adapter, index: Int) {
-        self.adapter = adapter
+        self.init(binding: BindingReference(adapter), index: index)
+    }
+
+    init(binding: BindingReference, index: Int) {
+        binding { $0.handleCreated() }
+        self.binding = binding
         self.index = index
     }
 
-    deinit { adapter?.freeBuffer(index) }
+    deinit {
+        binding { adapter in
+            adapter.freeBuffer(index)
+            adapter.handleDropped()  // last: it may release the binding
+        }
+    }
 
     /// Gives up the handle to be chained to packet `descriptor` of `expected`; nil (the misuse recorded on
     /// `expected`, the buffer freed to its own binding as it goes away) if it is another binding's.
-    consuming func take(by expected: Adapter, for descriptor: Int) -> Int? {
-        guard adapter === expected else {
-            expected.misuses.append(PacketMisuse(kind: .foreignBinding, descriptor: descriptor))
+    consuming func take(by expected: BindingReference, for descriptor: Int) -> Int? {
+        guard binding.refers(to: expected) else {
+            expected { $0.misuses.append(PacketMisuse(kind: .foreignBinding, descriptor: descriptor)) }
+            _ = consume self  // freed to its own binding
             return nil
         }
-        adapter = nil
+        let index = self.index
+        let binding = self.binding
+        discard self
+        binding { $0.handleDropped() }  // chained: the packet's handle stands for it now
         return index
     }
 
-    var owner: Adapter { adapter! }
-
     /// The buffer's length in bytes.
-    public var length: Int { Int(owner.bufferLength[index]) }
+    public var length: Int { binding { Int($0.bufferLength[index]) } }
     /// The most bytes it can hold (its chunk's size less its offset).
-    public var capacity: Int { owner.configuration.chunkSize - Int(owner.bufferOffset[index]) }
+    public var capacity: Int { binding { $0.configuration.chunkSize - Int($0.bufferOffset[index]) } }
 
     /// Sets where the bytes start in the chunk and how many there are (`NdisAdjustBufferLength`).
     public mutating func adjust(offset: Int = 0, length: Int) {
-        let chunkSize = owner.configuration.chunkSize
-        precondition(offset >= 0 && length >= 0 && offset + length <= chunkSize && offset <= Int(UInt16.max))
-        owner.bufferOffset[index] = UInt32(offset)
-        owner.bufferLength[index] = UInt32(length)
+        binding { adapter in
+            let chunkSize = adapter.configuration.chunkSize
+            precondition(offset >= 0 && length >= 0 && offset + length <= chunkSize && offset <= Int(UInt16.max))
+            adapter.bufferOffset[index] = UInt32(offset)
+            adapter.bufferLength[index] = UInt32(length)
+        }
     }
 
     /// The buffer's bytes, in the shared data area (zero copy: the miniport reads them in place).
     public func withUnsafeMutableBytes<R>(_ body: (UnsafeMutableRawBufferPointer) throws -> R) rethrows -> R {
-        let adapter = owner
-        let start = index * adapter.configuration.chunkSize + Int(adapter.bufferOffset[index])
-        return try adapter.regions.data.withBytes(start..<start + Int(adapter.bufferLength[index])) { try body($0) }
+        try binding { adapter in
+            let start = index * adapter.configuration.chunkSize + Int(adapter.bufferOffset[index])
+            return try adapter.regions.data.withBytes(start..<start + Int(adapter.bufferLength[index])) {
+                try body($0)
+            }
+        }
     }
 
     /// Copies `bytes` to the start of the buffer and sets its length to their count.
     public mutating func write(_ bytes: some Collection<UInt8>) {
-        adjust(offset: Int(owner.bufferOffset[index]), length: bytes.count)
+        adjust(offset: binding { Int($0.bufferOffset[index]) }, length: bytes.count)
         withUnsafeMutableBytes { $0.copyBytes(from: bytes) }
     }
 }
 
-/// A packet held by a `PacketArray` or a pending completion.
+/// A packet held by a `PacketArray` or a pending completion: a handle, counted by its binding like a
+/// `Packet`, until it becomes a `Packet` again, is sent, or is freed.
 struct RawPacket {
-    let adapter: Adapter
+    let binding: BindingReference
     let index: Int
     let generation: UInt32
 }
@@ -195,13 +252,19 @@ struct RawPacket {
 /// packets it still holds. `Adapter.send(_:)` consumes it, or empties it in place (keeping its capacity,
 /// so a sending loop allocates nothing).
 public struct PacketArray: ~Copyable {
-    var packets: [RawPacket] = []
+    var packets: LocalStack<RawPacket>
 
-    public init() {}
-    public init(reservingCapacity capacity: Int) { packets.reserveCapacity(capacity) }
+    public init() { packets = LocalStack() }
+    public init(reservingCapacity capacity: Int) { packets = LocalStack(reservingCapacity: capacity) }
 
     deinit {
-        for raw in packets { raw.adapter.freePacket(raw.index, generation: raw.generation) }
+        for i in 0..<packets.count {
+            let raw = packets[i]
+            raw.binding { adapter in
+                adapter.freePacket(raw.index, generation: raw.generation)
+                adapter.handleDropped()
+            }
+        }
     }
 
     public var count: Int { packets.count }
@@ -215,8 +278,5 @@ public struct PacketArray: ~Copyable {
     }
 
     /// Removes and returns the last packet; the array must not be empty.
-    public mutating func removeLast() -> Packet {
-        let raw = packets.removeLast()
-        return Packet(adapter: raw.adapter, index: raw.index, generation: raw.generation)
-    }
+    public mutating func removeLast() -> Packet { Packet(packets.removeLast()) }
 }

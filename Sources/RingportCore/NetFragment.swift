@@ -85,6 +85,19 @@ public struct NetFragment: NetRingElement {
         shadow?.storeBytes(of: value, toByteOffset: offset, as: T.self)
     }
 
+    /// Writes the whole element at once, as the OS does when it reuses one (`reset`, then the fields):
+    /// `Scratch` and the other flags zero, two stores.
+    @inlinable public func fill(validLength: UInt32, capacity: UInt32, chunk: UInt32, offset: UInt16) {
+        if verifier != nil { verifier!.willWrite(fragment: index, field: .all) }  // unchecked: no retain
+        // Little-endian bytes 0-7: validLength, capacity; 8-15: chunk, offset, flags, padding.
+        let low = UInt64(validLength) | UInt64(capacity) << 32
+        let high = UInt64(chunk) | UInt64(offset) << 32
+        base.storeBytes(of: low.littleEndian, toByteOffset: 0, as: UInt64.self)
+        base.storeBytes(of: high.littleEndian, toByteOffset: 8, as: UInt64.self)
+        shadow?.storeBytes(of: low.littleEndian, toByteOffset: 0, as: UInt64.self)
+        shadow?.storeBytes(of: high.littleEndian, toByteOffset: 8, as: UInt64.self)
+    }
+
     /// Zeroes the element before the OS fills it again.
     @inlinable public func reset() {
         verifier?.willWrite(fragment: index, field: .all)

@@ -115,6 +115,20 @@ public struct NetPacket: NetRingElement {
         shadow?.storeBytes(of: value, toByteOffset: offset, as: T.self)
     }
 
+    /// Writes the whole element at once, as the OS does when it reuses one (`reset`, then the fields):
+    /// layout and `Scratch` zero, two stores.
+    @inlinable public func fill(fragmentIndex: UInt32, fragmentCount: UInt16, ignore: Bool, descriptor: UInt32) {
+        if verifier != nil { verifier!.willWrite(packet: index, field: .all) }  // unchecked: no retain
+        // Little-endian bytes 0-7: fragmentIndex, fragmentCount, layout[0..<2]; 8-15: layout[2..<5], flags,
+        // descriptor (the offsets above).
+        let low = UInt64(fragmentIndex) | UInt64(fragmentCount) << 32
+        let high = UInt64(ignore ? Self.ignoreBit : 0) << 24 | UInt64(descriptor) << 32
+        base.storeBytes(of: low.littleEndian, toByteOffset: 0, as: UInt64.self)
+        base.storeBytes(of: high.littleEndian, toByteOffset: 8, as: UInt64.self)
+        shadow?.storeBytes(of: low.littleEndian, toByteOffset: 0, as: UInt64.self)
+        shadow?.storeBytes(of: high.littleEndian, toByteOffset: 8, as: UInt64.self)
+    }
+
     /// Zeroes the element, as the OS does before it reuses one (so `Scratch` starts at 0).
     @inlinable public func reset() {
         verifier?.willWrite(packet: index, field: .all)

@@ -225,25 +225,33 @@ public struct NetRingPair {
 
 /// The driver side's own copies of the indices it writes, kept in its process.
 public final class DriverIndices {
-    // One thread (the driver side's) reads and writes these: no exclusivity checks on the hot path.
-    @exclusivity(unchecked) public internal(set) var packetBegin: UInt32
-    @exclusivity(unchecked) public internal(set) var packetNext: UInt32
-    @exclusivity(unchecked) public internal(set) var fragmentBegin: UInt32
-    @exclusivity(unchecked) public internal(set) var fragmentNext: UInt32
+    // One thread (the driver side's) reads and writes these. Kept behind a pointer, not in stored
+    // properties: a client module's inlined access to a class's stored property gets a dynamic exclusivity
+    // check (`@exclusivity(unchecked)` is not seen across modules), and the iterators read these per call.
+    @usableFromInline let words: UnsafeMutablePointer<UInt32>
+
+    @inlinable public var packetBegin: UInt32 { words[0] }
+    @inlinable public var packetNext: UInt32 { words[1] }
+    @inlinable public var fragmentBegin: UInt32 { words[2] }
+    @inlinable public var fragmentNext: UInt32 { words[3] }
 
     init(packetRing: NetRing, fragmentRing: NetRing) {
-        packetBegin = packetRing.loadBeginIndex()
-        packetNext = packetRing.loadNextIndex()
-        fragmentBegin = fragmentRing.loadBeginIndex()
-        fragmentNext = fragmentRing.loadNextIndex()
+        words = .allocate(capacity: 4)
+        words.initialize(repeating: 0, count: 4)
+        words[0] = packetRing.loadBeginIndex()
+        words[1] = packetRing.loadNextIndex()
+        words[2] = fragmentRing.loadBeginIndex()
+        words[3] = fragmentRing.loadNextIndex()
     }
 
-    @usableFromInline func record(_ type: NetRingType, _ target: NetRingIndex, _ index: UInt32) {
+    deinit { words.deallocate() }
+
+    @inlinable func record(_ type: NetRingType, _ target: NetRingIndex, _ index: UInt32) {
         switch (type, target) {
-        case (.packet, .begin): packetBegin = index
-        case (.packet, .next): packetNext = index
-        case (.fragment, .begin): fragmentBegin = index
-        case (.fragment, .next): fragmentNext = index
+        case (.packet, .begin): words[0] = index
+        case (.packet, .next): words[1] = index
+        case (.fragment, .begin): words[2] = index
+        case (.fragment, .next): words[3] = index
         }
     }
 

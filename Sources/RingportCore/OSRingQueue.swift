@@ -102,6 +102,21 @@ public struct OSRingQueue {
         return count
     }
 
+    /// `reclaimPackets` for a side that keeps its own record of each slot: hands `body` the ring index of
+    /// each returned packet, without a view of the element. The cursor moves once `body` has seen them all.
+    @inlinable public mutating func reclaimPacketSlots(_ body: (UInt32) -> Void) throws(NetRingViolation) -> Int {
+        let begin = try returnedEnd(packetRing, .packet, cursor: packetCursor, end: packetEnd)
+        if let verifier { try verifier.osDidReclaim(.packet, upTo: begin) }
+        var i = packetCursor
+        while i != begin {
+            body(i)
+            i = packetRing.increment(i)
+        }
+        let count = Int(packetRing.rangeCount(from: packetCursor, to: begin))
+        _packetCursor = begin
+        return count
+    }
+
     /// Takes back the fragments the driver returned since the last call. Returns how many.
     @inlinable public mutating func reclaimFragments() throws(NetRingViolation) -> Int {
         let begin = try returnedEnd(fragmentRing, .fragment, cursor: fragmentCursor, end: fragmentEnd)
@@ -118,6 +133,10 @@ public struct OSRingQueue {
         -> Int
     {
         let packetBegin = try returnedEnd(packetRing, .packet, cursor: packetCursor, end: packetEnd)
+        // Nothing returned while the driver holds packet slots: the fragment index is not read (the driver
+        // returns fragments first, so whatever it returned comes with the next packet). Checked mode reads
+        // it anyway: the verifier looks at both rings on every reclaim.
+        if packetBegin == packetCursor && packetBegin != packetEnd && verifier == nil { return 0 }
         // Load after the packet index: the driver returns fragments first, so this one is at least as new.
         let fragmentBegin = try returnedEnd(fragmentRing, .fragment, cursor: fragmentCursor, end: fragmentEnd)
         if let verifier {

@@ -6,10 +6,11 @@
 @frozen
 public struct PacketOwner: RawRepresentable, Hashable, Sendable, CustomStringConvertible {
     public var rawValue: UInt32
-    public init(rawValue: UInt32) { self.rawValue = rawValue }
-    public static let free = PacketOwner(rawValue: 0)
-    public static let protocolSide = PacketOwner(rawValue: 1)
-    public static let miniport = PacketOwner(rawValue: 2)
+    @inlinable public init(rawValue: UInt32) { self.rawValue = rawValue }
+    // Computed and inlinable: a `static let` costs a call per use in another module, on every packet.
+    @inlinable public static var free: PacketOwner { PacketOwner(rawValue: 0) }
+    @inlinable public static var protocolSide: PacketOwner { PacketOwner(rawValue: 1) }
+    @inlinable public static var miniport: PacketOwner { PacketOwner(rawValue: 2) }
     public var description: String {
         switch self {
         case .free: "free"
@@ -71,7 +72,7 @@ public struct PacketDescriptor {
         base.storeBytes(of: value, toByteOffset: offset, as: UInt32.self)
     }
 
-    public var owner: PacketOwner {
+    @inlinable public var owner: PacketOwner {
         get { PacketOwner(rawValue: load(Offset.owner)) }
         nonmutating set { store(Offset.owner, newValue.rawValue) }
     }

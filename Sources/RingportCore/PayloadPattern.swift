@@ -30,6 +30,11 @@ public enum PayloadPattern {
 
     /// The sequence number of a whole payload, if every byte is what it should be.
     public static func verify(_ payload: [UInt8]) -> UInt64? {
+        payload.withUnsafeBytes { verify($0) }
+    }
+
+    /// The same, in place (a received frame's bytes in the shared data area, say).
+    public static func verify(_ payload: UnsafeRawBufferPointer) -> UInt64? {
         guard payload.count >= headerSize else { return nil }
         var sequence: UInt64 = 0
         for i in (8..<16).reversed() { sequence = sequence << 8 | UInt64(payload[i]) }

@@ -17,6 +17,13 @@ struct DataPlane {
     var lastStatistics: UInt64 = 0
     var lastDoorbell: UInt32 = 0
     var turns = 0
+    /// Each binding's receive EndIndex before the last pass ahead of a sleep.
+    var receiveEnds: [UInt32] = []
+    /// The miniport's wake word of each binding (at most `MultiWait.limit - 1`), kept as bindings come and go.
+    var wakeChannels: [WakeWords] = []
+    var wakeChannelsBindings = -1
+    /// Counts binding additions and removals (the wake channels are rebuilt when it moved).
+    var bindingsChanged = 0
     /// Binding lifecycle lines: a client that binds, breaks its ring and binds again in a loop must not
     /// grow the log without bound.
     var lifecycleLog = LogLimiter(burst: 50)
@@ -28,8 +35,9 @@ struct DataPlane {
     }
 
     mutating func run() {
-        var idle = 0
         var start = 0
+        var spinner = AdaptiveSpin()
+        let policy = miniport.options.waitPolicy
         while true {
             // Commands ring the doorbell: take the lock only when it rang.
             var commands: [Command] = []
@@ -49,19 +57,35 @@ struct DataPlane {
             let (work, driverBusy) = context.pass(budget: miniport.options.budget, start: &start)
             closeViolators()
             publishStatistics(force: false)
-            if work > 0 || driverBusy || !commands.isEmpty {
-                idle = 0
-                continue
-            }
-            idle += 1
-            if idle < miniport.options.spinTurns {
+            if work > 0 || driverBusy || !commands.isEmpty { continue }
+            // Nothing moved: pass again and again (as the policy says) until something does, then sleep.
+            if policy == .busyPoll {
                 ProcessControl.relax()
                 continue
             }
+            let context = self.context
+            let miniport = self.miniport
+            let doorbellSeen = lastDoorbell
+            let budget = miniport.options.budget
+            let found = spinner.spin(policy: policy, deadline: .max) {
+                if miniport.doorbell.load() != doorbellSeen { return true }
+                let (work, busy) = context.pass(budget: budget, start: &start)
+                return work > 0 || busy || !context.violations.isEmpty
+            }
+            if found { continue }
+            // A receive post the last pass did not see wakes no one (the flags are not up yet): the sleep's
+            // re-check compares each receive ring's EndIndex with this snapshot, taken before that pass.
+            receiveEnds.removeAll(keepingCapacity: true)
+            for binding in context.bindings { receiveEnds.append(binding.receive.fragmentRing.loadEndIndex()) }
+            let last = context.pass(budget: budget, start: &start)
+            if last.work > 0 || last.driverBusy || !context.violations.isEmpty { continue }
             publishStatistics(force: true)
+            spinner.willSleep()
+            if wakeChannelsBindings != bindingsChanged {
+                wakeChannels = context.bindings.prefix(MultiWait.limit - 1).map { $0.regions.control.miniportWake }
+                wakeChannelsBindings = bindingsChanged
+            }
             sleep()
-            // Spin again only once there was work: a timeout or a spurious wake goes straight back to sleep.
-            idle = miniport.options.spinTurns - 1
         }
     }
 
@@ -69,14 +93,15 @@ struct DataPlane {
     func sleep() {
         let bindings = context.bindings
         let miniport = self.miniport
-        let doorbellSeen = miniport.doorbell.load()
+        let doorbellSeen = lastDoorbell  // a ring since the commands were taken must not be slept through
         MultiWait.sleep(
-            on: bindings.prefix(MultiWait.limit - 1).map { $0.regions.control.miniportWake },
-            extra: [miniport.doorbell],
+            on: wakeChannels,
+            extra: CollectionOfOne(miniport.doorbell),
             timeoutNanoseconds: 5_000_000_000
         ) {
             miniport.doorbell.load() != doorbellSeen || miniport.stopRequested.load(ordering: .sequentiallyConsistent)
                 || bindings.contains { $0.hasPostedWork }
+                || zip(bindings, receiveEnds).contains { $0.receive.fragmentRing.loadEndIndex() != $1 }
         }
     }
 
@@ -100,6 +125,7 @@ struct DataPlane {
         switch command {
         case .add(let resources):
             context.add(MiniportBinding(resources, checked: miniport.options.checked))
+            bindingsChanged += 1
             totals.bindingsOpened += 1
             log(.info, "binding \(resources.id) opened by process \(resources.processID)")
         case .remove(let id, let alive):
@@ -122,6 +148,7 @@ struct DataPlane {
         removedReceived += binding.received
         removedDropped += binding.dropped
         context.remove(id, protocolAlive: protocolAlive)
+        bindingsChanged += 1
         miniport.bindingCount.wrappingDecrement(ordering: .relaxed)
         log(.info, "binding \(id) \(protocolAlive ? "closed" : "reclaimed: its protocol is gone")")
     }

@@ -267,28 +267,72 @@ public final class SerialDriver: SendHandler {
 
 /// `loopback` and `hub`: a deserialized driver that receives every sent packet back on the same binding
 /// (loopback) or on every other binding that receives (hub; a binding with an empty packet filter only
-/// sends). Each sender's packets wait in a FIFO and are delivered head of line, so every receiver sees them
-/// in the sender's order. With `lossless`, a packet stays pending until every receiver has taken it
-/// (back-pressure: nothing dropped), except that a receiver which takes nothing for `stallTimeout` is
+/// sends). A batching soft switch: `sendPackets` only queues (each sender's packets in a FIFO, their
+/// payload ranges loaded from the fragments once and checked); `poll`, once per pass of the data plane,
+/// then serves each destination once, with every frame queued for it by every sender: its receive rings
+/// checked and snapshotted once, every frame copied, one set of index stores and one wake. Each receiver
+/// keeps its own place in each sender's FIFO, so every receiver sees a sender's packets in order; a packet
+/// completes once every receiver has taken it, and a sender's completed packets go back with one
+/// `BeginIndex` store per pass. With `lossless`, what does not fit a receiver stays queued for the next
+/// pass (back-pressure: nothing dropped), except that a receiver which takes nothing for `stallTimeout` is
 /// dropped for (counted as its drops and as a stall) until it posts buffers again, so one stalled receiver
-/// never holds the others; with `drop`, a receiver with no posted buffer loses that packet, counted for it.
+/// never holds the others; with `drop`, a receiver with no posted buffer loses those frames, counted for it.
 public final class HubDriver: SendPacketsHandler {
     public enum Mode: String, Sendable { case loopback, hub }
     public enum Policy: String, Sendable { case lossless, drop }
 
     public var name: String { mode.rawValue }
     public let isSerialized = false
-    public let maxSendPackets = 64
+    /// The framework's whole turn budget in one call.
+    public let maxSendPackets = 256
     let mode: Mode
     let policy: Policy
     /// How long a lossless hub waits for a receiver that takes nothing (nil: for ever).
     let stallTimeout: UInt64?
-    /// Receivers that had no buffer, since when (monotonic ns); and those given up on.
-    @exclusivity(unchecked) var waitingSince: [UInt64: UInt64] = [:]
-    @exclusivity(unchecked) var stalled: Set<UInt64> = []
-    /// Per sender: its pending packets in order, each with the receivers still to take it.
-    @exclusivity(unchecked) var queues: [UInt64: [(packet: MiniportPacket, receivers: [UInt64])]] = [:]
-    @exclusivity(unchecked) var heads: [UInt64: Int] = [:]
+
+    /// A queued packet and where its payload lies in its sender's data area: `spanCount` ranges from
+    /// `spanFirst` in the sender's `spans`, loaded once and checked (-1: a fragment did not fit the area).
+    struct Frame {
+        let packet: MiniportPacket
+        var spanFirst: Int32
+        let spanCount: Int32
+        let length: Int32
+    }
+
+    /// Every binding, as a sender: its FIFO of frames (`frames[head...]` still queued; frame `i` has
+    /// sequence number `base + i`) and, per entry of `receivers`, the sequence number of the next frame
+    /// that receiver takes (`Int.max`: not one of this sender's destinations).
+    struct Sender {
+        /// The context holds the binding from `bindingOpened` to `bindingClosing`, which drops this entry.
+        unowned(unsafe) let binding: MiniportBinding
+        let data: DataArea
+        var frames: [Frame] = []
+        var spans: [Range<Int>] = []
+        var head = 0
+        var base = 0
+        var cursors: [Int] = []
+        var tail: Int { base + frames.count }
+    }
+
+    /// A binding that receives, and its stall clock.
+    struct Receiver {
+        unowned(unsafe) let binding: MiniportBinding
+        /// Since when (monotonic ns) it has had no buffer for a frame that waits; nil: it is not waited for.
+        var waitingSince: UInt64?
+        /// Given up on: dropped for until it takes a frame again.
+        var stalled = false
+    }
+
+    @exclusivity(unchecked) var senders: [Sender] = []
+    @exclusivity(unchecked) var receivers: [Receiver] = []
+    /// Where each binding's `Sender` is, looked up once per call of `sendPackets`.
+    @exclusivity(unchecked) var senderIndex: [UInt64: Int] = [:]
+    /// Frames queued over all senders (nothing to do while 0).
+    @exclusivity(unchecked) var queued = 0
+    /// Receivers with a stall clock running.
+    @exclusivity(unchecked) var clocks = 0
+    /// Rotates which sender a destination is served from first.
+    @exclusivity(unchecked) var rotation: UInt = 0
 
     public static let defaultStallTimeoutMilliseconds = 1000
 
@@ -300,106 +344,258 @@ public final class HubDriver: SendPacketsHandler {
         stallTimeout = stallTimeoutMilliseconds.map { UInt64(max(0, $0)) * 1_000_000 }
     }
 
-    public func sendPackets(_ packets: [MiniportPacket], statuses: inout [NDISStatus], context: MiniportContext) {
-        let everyone = context.receiverIDs
-        // One array of receivers per call, not per packet: every packet of a call comes from one binding.
-        var receivers: [UInt64] = []
-        var sender: UInt64?
-        for packet in packets {
-            if packet.binding != sender {
-                sender = packet.binding
-                receivers =
-                    mode == .loopback
-                    ? everyone.filter { $0 == packet.binding } : everyone.filter { $0 != packet.binding }
-            }
-            queues[packet.binding, default: []].append((packet, receivers))
-        }
-        _ = deliver(context: context)
+    /// Whether the frames of `sender` go to `receiver`.
+    func routes(_ sender: UInt64, to receiver: UInt64) -> Bool {
+        mode == .loopback ? sender == receiver : sender != receiver
     }
 
-    public func poll(context: MiniportContext) -> Bool { deliver(context: context) }
+    public func bindingOpened(_ binding: UInt64, context: MiniportContext) {
+        _ = sender(binding, context: context)
+    }
 
-    /// Delivers what it can, head of line per sender; returns whether packets still wait.
-    func deliver(context: MiniportContext) -> Bool {
-        var waiting = false
+    /// The index of `id`'s `Sender`, made (with its place in `receivers`) when first seen.
+    func sender(_ id: UInt64, context: MiniportContext) -> Int? {
+        if let index = senderIndex[id] { return index }
+        guard let binding = context.binding(id) else { return nil }
+        // A new binding takes only what is sent from now on.
+        senders.append(
+            Sender(
+                binding: binding, data: binding.regions.data,
+                cursors: receivers.map { routes(id, to: $0.binding.id) ? 0 : Int.max }))
+        senderIndex[id] = senders.count - 1
+        if binding.receives {
+            receivers.append(Receiver(binding: binding))
+            for s in senders.indices {
+                senders[s].cursors.append(routes(senders[s].binding.id, to: id) ? senders[s].tail : Int.max)
+            }
+        }
+        return senders.count - 1
+    }
+
+    /// First pass: queues the packets, each with its payload ranges (loaded once, checked).
+    public func sendPackets(_ packets: [MiniportPacket], statuses: inout [NDISStatus], context: MiniportContext) {
+        var current: UInt64?
+        var s = 0
+        // Every packet of a call comes from one binding: one lookup per call, not per packet.
+        for packet in packets {
+            if packet.binding != current {
+                guard let index = sender(packet.binding, context: context) else {
+                    context.sendComplete(packet, status: .success)  // not pending: refused and counted
+                    continue
+                }
+                current = packet.binding
+                s = index
+            }
+            enqueue(packet, into: s, context: context)
+        }
+    }
+
+    @inline(__always)
+    func enqueue(_ packet: MiniportPacket, into s: Int, context: MiniportContext) {
+        let binding = senders[s].binding
+        guard let slot = context.pendingSlot(binding, packet) else {
+            context.refuseCompletion(of: packet)
+            return
+        }
+        // The fragments as checked at post; each is loaded once more (the protocol may have rewritten it),
+        // checked, and only the range copied from then on.
+        let rings = binding.rings
+        let data = senders[s].data
+        let spanFirst = Int32(truncatingIfNeeded: senders[s].spans.count)
+        var index = binding.slotFragmentFirst[Int(slot)]
+        var count: Int32 = 0
+        var length = 0
+        for _ in 0..<binding.slotFragmentCount[Int(slot)] {
+            guard let span = data.span(of: rings.fragment(at: index)) else {
+                count = -1
+                break
+            }
+            senders[s].spans.append(span)
+            length += span.count
+            count += 1
+            index = rings.fragmentRing.increment(index)
+        }
+        if count < 0 { senders[s].spans.removeLast(senders[s].spans.count - Int(spanFirst)) }
+        senders[s].frames.append(
+            Frame(packet: packet, spanFirst: spanFirst, spanCount: count, length: Int32(clamping: length)))
+        queued += 1
+    }
+
+    /// Second pass: serves every destination once, then completes and returns what every receiver took.
+    /// Returns whether frames still wait.
+    public func poll(context: MiniportContext) -> Bool {
+        guard queued > 0 else {
+            resetClocks()
+            return false
+        }
         var now: UInt64?
-        for sender in Array(queues.keys) {
-            var head = heads[sender, default: 0]
-            guard var queue = queues[sender] else { continue }
-            while head < queue.count {
-                var remaining: [UInt64] = []
-                for receiver in queue[head].receivers {
-                    switch context.indicateReceive(queue[head].packet, to: receiver) {
-                    case .delivered:
-                        if !waitingSince.isEmpty { tookOne(receiver) }
-                    case .unknownBinding, .filtered:
-                        break
-                    case .unfit:
-                        context.recordDrop(for: receiver)
-                    case .noBuffer:
-                        if policy == .lossless && !gaveUp(on: receiver, now: &now, context: context) {
-                            remaining.append(receiver)
-                        } else {
-                            context.recordDrop(for: receiver)
+        var waiting = false
+        rotation &+= 1
+        for r in receivers.indices {
+            if serve(r, context: context, now: &now) { waiting = true }
+        }
+        for s in senders.indices where senders[s].head < senders[s].frames.count {
+            completeTaken(s, context: context)
+        }
+        // Nothing waits: no receiver is being waited for, so a later wait starts a fresh stall clock.
+        if !waiting { resetClocks() }
+        return queued > 0
+    }
+
+    func resetClocks() {
+        guard clocks > 0 else { return }
+        for r in receivers.indices { receivers[r].waitingSince = nil }
+        clocks = 0
+    }
+
+    /// Delivers to receiver `r` every frame queued for it, from every sender, in one batch. Returns whether
+    /// frames are left waiting for it (lossless back-pressure).
+    func serve(_ r: Int, context: MiniportContext, now: inout UInt64?) -> Bool {
+        let destination = receivers[r].binding
+        var pending = 0
+        for s in senders.indices where senders[s].cursors[r] < senders[s].tail {
+            pending += senders[s].tail - senders[s].cursors[r]
+        }
+        guard pending > 0 else { return false }
+        // A receiver that broke the contract is closed after this pass: what it would get is skipped.
+        guard !context.hasViolation(destination.id), var batch = context.openReceive(destination) else {
+            skipAll(for: r)
+            return false
+        }
+        var unfit = 0
+        let count = senders.count
+        var k = 0
+        while k < count && batch.hasRoom {
+            let s = Int((rotation &+ UInt(k)) % UInt(count))
+            k += 1
+            var cursor = senders[s].cursors[r]
+            let tail = senders[s].tail
+            guard cursor < tail else { continue }
+            let frames = senders[s].frames
+            let spans = senders[s].spans
+            let source = senders[s].data
+            let base = senders[s].base
+            while cursor < tail {
+                let frame = frames[cursor - base]
+                let delivery: MiniportContext.Delivery
+                if frame.spanCount < 0 {
+                    delivery = .unfit
+                } else {
+                    delivery = batch.append(length: Int(frame.length)) { destination in
+                        var at = 0
+                        for i in Int(frame.spanFirst)..<Int(frame.spanFirst) + Int(frame.spanCount) {
+                            source.withBytes(spans[i]) { bytes in
+                                UnsafeMutableRawBufferPointer(rebasing: destination[at..<at + bytes.count])
+                                    .copyMemory(from: UnsafeRawBufferPointer(bytes))
+                                at += bytes.count
+                            }
                         }
                     }
                 }
-                queue[head].receivers = remaining
-                guard remaining.isEmpty else { break }
-                context.sendComplete(queue[head].packet, status: .success)
-                head += 1
+                if delivery == .noBuffer { break }
+                if delivery == .unfit { unfit += 1 }
+                cursor += 1
             }
-            if head == queue.count {
-                queues[sender] = nil
-                heads[sender] = nil
-            } else {
-                waiting = true
-                if head > 1024 {
-                    queue.removeFirst(head)
-                    head = 0
-                }
-                queues[sender] = queue
-                heads[sender] = head
-            }
+            senders[s].cursors[r] = cursor
         }
-        // Nothing waits: no receiver is being waited for, so a later wait starts a fresh stall clock.
-        if !waiting && !waitingSince.isEmpty { waitingSince.removeAll() }
-        return waiting
+        let delivered = batch.delivered
+        if !context.publish(&batch) {
+            skipAll(for: r)
+            return false
+        }
+        if unfit > 0 { destination.dropped &+= UInt64(unfit) }
+        if delivered > 0 {
+            // It took frames: it is waited for again.
+            if receivers[r].waitingSince != nil {
+                receivers[r].waitingSince = nil
+                clocks -= 1
+            }
+            receivers[r].stalled = false
+        }
+        let left = pending - delivered - unfit
+        guard left > 0 else { return false }
+        if policy == .lossless && !gaveUp(on: r, now: &now, context: context) { return true }
+        destination.dropped &+= UInt64(left)
+        skipAll(for: r)
+        return false
     }
 
-    /// The receiver took a frame: it is waited for again.
-    func tookOne(_ receiver: UInt64) {
-        waitingSince[receiver] = nil
-        stalled.remove(receiver)
+    /// Moves receiver `r` past every frame queued for it.
+    func skipAll(for r: Int) {
+        for s in senders.indices where senders[s].cursors[r] < senders[s].tail {
+            senders[s].cursors[r] = senders[s].tail
+        }
     }
 
-    /// Whether a lossless hub stops waiting for `receiver`, which has no buffer now: it has had none for the
-    /// stall timeout (reported once per stall), or was already given up on.
-    func gaveUp(on receiver: UInt64, now: inout UInt64?, context: MiniportContext) -> Bool {
+    /// Completes the frames of sender `s` that every receiver has taken, and returns them in one batch.
+    func completeTaken(_ s: Int, context: MiniportContext) {
+        var done = senders[s].tail
+        for cursor in senders[s].cursors where cursor < done { done = cursor }
+        let head = senders[s].head
+        let base = senders[s].base
+        guard done - base > head else { return }
+        let binding = senders[s].binding
+        do {
+            // A local copy of the FIFO, ended before `compact` changes it (no copy on write).
+            let frames = senders[s].frames
+            for i in head..<done - base { context.completePending(binding, frames[i].packet, status: .success) }
+        }
+        queued -= done - base - head
+        senders[s].head = done - base
+        context.returnCompleted(binding)
+        compact(s)
+    }
+
+    /// Drops the completed frames from the front of sender `s`'s FIFO: at once when all are done, else
+    /// once enough have gathered (amortized).
+    func compact(_ s: Int) {
+        let head = senders[s].head
+        if head == senders[s].frames.count {
+            senders[s].base += head
+            senders[s].head = 0
+            senders[s].frames.removeAll(keepingCapacity: true)
+            senders[s].spans.removeAll(keepingCapacity: true)
+        } else if head >= 1024 {
+            let cut = Int(senders[s].frames[head].spanFirst)
+            senders[s].frames.removeFirst(head)
+            senders[s].spans.removeFirst(cut)
+            for i in senders[s].frames.indices { senders[s].frames[i].spanFirst -= Int32(cut) }
+            senders[s].base += head
+            senders[s].head = 0
+        }
+    }
+
+    /// Whether a lossless hub stops waiting for receiver `r`, which has no buffer now: it has had none for
+    /// the stall timeout (reported once per stall), or was already given up on.
+    func gaveUp(on r: Int, now: inout UInt64?, context: MiniportContext) -> Bool {
         guard let stallTimeout else { return false }
-        if stalled.contains(receiver) { return true }
+        if receivers[r].stalled { return true }
         let time = now ?? ProcessControl.monotonicNanoseconds()
         now = time
-        guard let since = waitingSince[receiver] else {
-            waitingSince[receiver] = time
+        guard let since = receivers[r].waitingSince else {
+            receivers[r].waitingSince = time
+            clocks += 1
             return false
         }
         guard time &- since >= stallTimeout else { return false }
-        stalled.insert(receiver)
-        context.recordStall(of: receiver, afterMilliseconds: stallTimeout / 1_000_000)
+        receivers[r].stalled = true
+        context.recordStall(of: receivers[r].binding.id, afterMilliseconds: stallTimeout / 1_000_000)
         return true
     }
 
     public func bindingClosing(_ binding: UInt64, context: MiniportContext) {
-        waitingSince[binding] = nil
-        stalled.remove(binding)
-        queues[binding] = nil
-        heads[binding] = nil
-        for sender in Array(queues.keys) {
-            guard var queue = queues[sender] else { continue }
-            for i in queue.indices { queue[i].receivers.removeAll { $0 == binding } }
-            queues[sender] = queue
+        if let r = receivers.firstIndex(where: { $0.binding.id == binding }) {
+            if receivers[r].waitingSince != nil { clocks -= 1 }
+            receivers.remove(at: r)
+            for s in senders.indices { senders[s].cursors.remove(at: r) }
         }
+        if let s = senderIndex[binding] {
+            // The framework completes what it held with CLOSING.
+            queued -= senders[s].frames.count - senders[s].head
+            senders.remove(at: s)
+            senderIndex = Dictionary(uniqueKeysWithValues: senders.enumerated().map { ($1.binding.id, $0) })
+        }
+        // Frames only the closed receiver still needed complete at the next poll.
     }
 }
 

@@ -16,8 +16,8 @@ public struct MiniportOptions: Sendable {
     public var checked: Bool
     /// Permissions of the control socket: who may bind.
     public var socketMode: mode_t
-    /// Idle loop turns spent spinning before the data thread sleeps.
-    public var spinTurns: Int
+    /// What the data thread does when a pass moved nothing: spin, spin a learned while then sleep, or sleep.
+    public var waitPolicy: WaitPolicy
     /// Packets one binding may move per turn before the next binding's turn (fairness).
     public var budget: Int
     /// Pin the data thread to this CPU.
@@ -39,7 +39,7 @@ public struct MiniportOptions: Sendable {
         limits: BindingConfiguration = .maximum,
         checked: Bool = NetRingChecking.isEnabledByDefault,
         socketMode: mode_t = 0o600,
-        spinTurns: Int = 20_000,
+        waitPolicy: WaitPolicy = .default,
         budget: Int = 256,
         dataPlaneCPU: Int? = nil
     ) {
@@ -48,7 +48,7 @@ public struct MiniportOptions: Sendable {
         self.limits = limits
         self.checked = checked
         self.socketMode = socketMode
-        self.spinTurns = spinTurns
+        self.waitPolicy = waitPolicy
         self.budget = budget
         self.dataPlaneCPU = dataPlaneCPU
     }

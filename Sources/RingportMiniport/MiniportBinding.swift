@@ -29,8 +29,12 @@ package final class MiniportBinding {
     package let rings: NetRingCollection
     /// The receive queue's rings, driver side.
     package let receive: NetRingCollection
-    var received: UInt64 = 0
-    var dropped: UInt64 = 0
+    // The data thread alone touches these: no dynamic exclusivity checks per packet.
+    @exclusivity(unchecked) var received: UInt64 = 0
+    /// Both queues' `BeginIndex` as of the last wake check: the protocol is woken when one moved.
+    @exclusivity(unchecked) var wokenAtTransmit: UInt32 = 0
+    @exclusivity(unchecked) var wokenAtReceive: UInt32 = 0
+    @exclusivity(unchecked) var dropped: UInt64 = 0
     @exclusivity(unchecked) var slotState: [SlotState]
     @exclusivity(unchecked) var slotRound: [UInt32]
     /// The fragment-ring index after the packet's fragments: where `BeginIndex` goes once it is returned.
@@ -44,11 +48,11 @@ package final class MiniportBinding {
     /// Whether its packet filter lets any frame in (as granted at open).
     let receives: Bool
     /// A serialized driver answered `RESOURCES`: resubmit after the next completion or resources-available.
-    var blocked = false
-    var packets: UInt64 = 0
-    var bytes: UInt64 = 0
-    var failed: UInt64 = 0
-    var outstanding = 0
+    @exclusivity(unchecked) var blocked = false
+    @exclusivity(unchecked) var packets: UInt64 = 0
+    @exclusivity(unchecked) var bytes: UInt64 = 0
+    @exclusivity(unchecked) var failed: UInt64 = 0
+    @exclusivity(unchecked) var outstanding = 0
     /// The indices the framework last stored and accepted, checked at every turn.
     @exclusivity(unchecked) package var indexGuard = BindingIndexGuard()
 

@@ -12,9 +12,14 @@ public final class MiniportContext {
     let serialized: Bool
     let maxSendPackets: Int
     @exclusivity(unchecked) var bindings: [MiniportBinding] = []
-    var bindingIndex: [UInt64: Int] = [:]
+    @exclusivity(unchecked) var bindingIndex: [UInt64: Int] = [:]
     @exclusivity(unchecked) var batch: [MiniportPacket] = []
     @exclusivity(unchecked) var statuses: [NDISStatus] = []
+    /// `withPacket`'s fragment ranges, reused: no allocation per packet read.
+    @exclusivity(unchecked) var spanScratch: [Range<Int>] = []
+    /// Whether some binding may be `blocked` (a serialized driver answered `RESOURCES`): a completion then
+    /// resubmits, and only then walks the bindings.
+    @exclusivity(unchecked) var anyBlocked = false
     var verificationErrors: UInt64 = 0
     /// Send-completes refused: the packet was not pending (completed twice, stale, or its binding closed).
     var refusedCompletions: UInt64 = 0
@@ -45,21 +50,27 @@ public final class MiniportContext {
     /// pending: completed twice, or its binding is gone.
     public func sendComplete(_ packet: MiniportPacket, status: NDISStatus) {
         guard let binding = binding(packet.binding), let slot = pendingSlot(binding, packet) else {
-            refusedCompletions += 1
-            log(
-                "refused a send-complete of descriptor \(packet.descriptor) on binding \(packet.binding): "
-                    + "it is not pending (completed twice, stale, or its binding is closed)")
+            refuseCompletion(of: packet)
             return
         }
         complete(binding, slot: slot, descriptor: packet.descriptor, status: status)
         // NDIS resubmits what RESOURCES held back after the next send-complete, whichever binding it is
         // for: the requeue belongs to the miniport, not to one binding.
-        for binding in bindings { binding.blocked = false }
+        sendResourcesAvailable()
     }
 
     /// `NdisMSendResourcesAvailable`: resubmit what `RESOURCES` held back, on every binding.
     public func sendResourcesAvailable() {
+        guard anyBlocked else { return }
+        anyBlocked = false
         for binding in bindings { binding.blocked = false }
+    }
+
+    func refuseCompletion(of packet: MiniportPacket) {
+        refusedCompletions += 1
+        log(
+            "refused a send-complete of descriptor \(packet.descriptor) on binding \(packet.binding): "
+                + "it is not pending (completed twice, stale, or its binding is closed)")
     }
 
     /// Reads a pending packet in place: its OOB block, flags and payload fragments (checked against the
@@ -68,17 +79,21 @@ public final class MiniportContext {
         guard let binding = binding(packet.binding), let slot = pendingSlot(binding, packet) else { return nil }
         // The fragments as checked at post (the protocol may have rewritten the element since); each fragment
         // is loaded once more and checked again, since its fields are shared too.
-        var spans: [Range<Int>] = []
+        // The ranges go into a reused array (a view kept past the call, or a nested call, only makes the
+        // next one copy).
+        spanScratch.removeAll(keepingCapacity: true)
+        let rings = binding.rings
+        let data = binding.regions.data
         var index = binding.slotFragmentFirst[Int(slot)]
         for _ in 0..<binding.slotFragmentCount[Int(slot)] {
-            guard let span = binding.regions.data.span(of: binding.rings.fragment(at: index)) else { return nil }
-            spans.append(span)
-            index = binding.rings.fragmentRing.increment(index)
+            guard let span = data.span(of: rings.fragment(at: index)) else { return nil }
+            spanScratch.append(span)
+            index = rings.fragmentRing.increment(index)
         }
         let view = PacketView(
             descriptor: binding.regions.descriptors[packet.descriptor],
-            fragments: spans,
-            data: binding.regions.data
+            fragments: spanScratch,
+            data: data
         )
         return try body(view)
     }
@@ -144,15 +159,22 @@ public final class MiniportContext {
     /// Fills the receiver's next posted buffer with `length` bytes written by `fill`, and returns it with a
     /// packet (drain then post, one buffer per packet), through the receive queue's iterators.
     func deliver(to receiver: UInt64, length: Int, _ fill: (UnsafeMutableRawBufferPointer) -> Void) -> Delivery {
-        guard let destination = binding(receiver),
-            !violations.contains(where: { $0.binding == receiver })
-        else { return .unknownBinding }
+        guard let destination = binding(receiver), !hasViolation(receiver) else { return .unknownBinding }
         guard destination.receives else { return .filtered }
+        guard var batch = openReceive(destination) else { return .unknownBinding }
+        let delivery = batch.append(length: length, fill)
+        guard delivery == .delivered else { return delivery }
+        return publish(&batch) ? .delivered : .unknownBinding
+    }
+
+    /// Opens `destination`'s receive rings for a batch of frames: the iterators' snapshots are checked once
+    /// (checked mode's findings, the driver's own indices, `EndIndex` only grown) and are the ones used.
+    /// Nil if the receiver broke the contract (reported: it is closed after this pass).
+    func openReceive(_ destination: MiniportBinding) -> ReceiveBatch? {
         let rx = destination.receive
-        var buffers = rx.postFragments()
-        var slots = rx.allPackets()
+        let buffers = rx.postFragments()
+        let slots = rx.allPackets()
         do {
-            // The snapshots the iterators took are the ones checked and used (no second load).
             try rx.checkpoint()
             try Self.expectOwn(buffers.index, rx.stored.fragmentNext, .fragment)
             try Self.expectOwn(slots.index, rx.stored.packetBegin, .packet)
@@ -161,45 +183,63 @@ public final class MiniportContext {
             try destination.indexGuard.receivePackets.accept(
                 end: slots.end, rx.packetRing, .packet, begin: rx.stored.packetBegin)
         } catch {
-            reportViolation(receiver, error)
-            return .unknownBinding
+            reportViolation(destination.id, error)
+            return nil
         }
-        guard buffers.hasAny, slots.hasAny else { return .noBuffer }
-        let buffer = buffers.fragment
-        let data = destination.regions.data
-        // The OS attached the buffer: its chunk and capacity are loaded once, checked, and only the copies used.
-        let chunk = Int(buffer.chunk)
-        let capacity = Int(buffer.capacity)
-        guard chunk < data.chunkCount, capacity <= data.chunkSize, length <= capacity else { return .unfit }
-        let start = chunk * data.chunkSize
-        data.withBytes(start..<start + length) { fill($0) }
-        buffer.offset = 0
-        buffer.validLength = UInt32(length)
-        let element = slots.packet
-        element.fragmentIndex = buffer.index
-        element.fragmentCount = 1
-        element.layout = NetPacketLayout(layer2Type: .ethernet)
-        element.ignore = false
-        buffers.advance()
-        slots.advance()
+        return ReceiveBatch(destination: destination, buffers: buffers, slots: slots)
+    }
+
+    /// Returns every frame of the batch to its protocol: one set of index stores (buffers posted and
+    /// returned, fragments before packets) and one wake check. False if the receiver broke the contract.
+    func publish(_ batch: inout ReceiveBatch) -> Bool {
+        guard batch.delivered > 0 else { return true }
+        let destination = batch.destination
         do {
-            try buffers.set()  // posted (NextIndex) ...
-            var drain = rx.drainFragments()
+            try batch.buffers.set()  // posted (NextIndex) ...
+            var drain = destination.receive.drainFragments()
             drain.advanceToTheEnd()
             try drain.set()  // ... and returned (BeginIndex), fragments before packets
-            try slots.set()
+            try batch.slots.set()
         } catch {
-            reportViolation(receiver, error)
-            return .unknownBinding
+            reportViolation(destination.id, error)
+            return false
         }
-        destination.received &+= 1
-        destination.regions.control.protocolWake.wakeIfNeeded()
-        return .delivered
+        destination.received &+= UInt64(batch.delivered)
+        return true
+    }
+
+    /// Whether `binding` broke the contract this pass (it is closed after it).
+    @inline(__always) func hasViolation(_ binding: UInt64) -> Bool {
+        !violations.isEmpty && violations.contains { $0.binding == binding }
+    }
+
+    /// Completes one of `binding`'s pending packets without returning it yet (a packet that is not pending
+    /// is refused and counted, as by `sendComplete`); `returnCompleted` then returns a whole batch.
+    @inline(__always) func completePending(_ binding: MiniportBinding, _ packet: MiniportPacket, status: NDISStatus) {
+        guard packet.binding == binding.id, let slot = pendingSlot(binding, packet) else {
+            refuseCompletion(of: packet)
+            return
+        }
+        complete(binding, slot: slot, descriptor: packet.descriptor, status: status)
+    }
+
+    /// After `completePending`: resubmits what `RESOURCES` held back (as a send-complete does), returns the
+    /// completed prefix with one `BeginIndex` store per ring, and wakes the protocol once.
+    func returnCompleted(_ binding: MiniportBinding) {
+        sendResourcesAvailable()
+        // One that broke the contract gets everything back when it is closed, after this pass.
+        guard !hasViolation(binding.id) else { return }
+        do {
+            _ = try drain(binding)
+        } catch {
+            reportViolation(binding.id, error)
+        }
     }
 
     /// A `drop` policy discarded a packet for `receiver`: counted per binding and in the statistics.
     public func recordDrop(for receiver: UInt64) {
-        binding(receiver)?.dropped &+= 1
+        guard let binding = binding(receiver) else { return }
+        binding.dropped &+= 1
     }
 
     /// A checking driver found a packet out of order or with wrong bytes: counted in the statistics.
@@ -327,28 +367,51 @@ public final class MiniportContext {
         let bindings = self.bindings
         if !bindings.isEmpty {
             for k in 0..<bindings.count {
-                let binding = bindings[(start + k) % bindings.count]
-                do {
-                    work += try turn(binding, budget: budget)
-                } catch {
-                    reportViolation(binding.id, error)
+                // `bindings` holds it for the pass: no reference counting per turn.
+                Unmanaged.passUnretained(bindings[(start + k) % bindings.count])._withUnsafeGuaranteedRef { binding in
+                    do throws(NetRingViolation) {
+                        work += try turn(binding, budget: budget)
+                    } catch {
+                        reportViolation(binding.id, error)
+                    }
                 }
             }
             start &+= 1
         }
         let driverBusy = driver.poll(context: self)
         // A driver may have used receive queues in poll: accept the EndIndex its iterators saw.
-        for binding in self.bindings {
-            binding.indexGuard.capture(transmit: binding.rings, receive: binding.receive)
-        }
+        let open = self.bindings
+        for i in open.indices { Unmanaged.passUnretained(open[i])._withUnsafeGuaranteedRef { $0.captureIndices() } }
+        wakeProtocols(open)
         return (work, driverBusy)
+    }
+
+    /// Wakes, once a pass and after everything of the pass is published, each sleeping protocol whose
+    /// completions or receives moved. Waking as each is stored instead hands the CPU to a protocol that then
+    /// finds half of its work and sleeps again (on two CPUs the woken one preempts the waker).
+    func wakeProtocols(_ open: [MiniportBinding]) {
+        var fenced = false
+        for i in open.indices {
+            Unmanaged.passUnretained(open[i])._withUnsafeGuaranteedRef { binding in
+                let transmit = binding.rings.stored.packetBegin
+                let receive = binding.receive.stored.packetBegin
+                guard transmit != binding.wokenAtTransmit || receive != binding.wokenAtReceive else { return }
+                binding.wokenAtTransmit = transmit
+                binding.wokenAtReceive = receive
+                if !fenced {
+                    WakeWords.orderIndexStoresBeforeFlags()
+                    fenced = true
+                }
+                binding.regions.control.protocolWake.wakeIfFlagged()
+            }
+        }
     }
 
     /// One turn over a binding's transmit queue: post (hand packets to the driver), then drain (return the
     /// completed prefix in ring order). Returns how many packets moved.
     package func turn(_ binding: MiniportBinding, budget: Int) throws(NetRingViolation) -> Int {
         // Before the driver sees anything: the protocol left the driver's indices alone and only grew EndIndex.
-        try binding.indexGuard.verify(transmit: binding.rings, receive: binding.receive)
+        try binding.verifyIndices()
         if binding.rings.isChecked {
             try binding.rings.verifyNow()
             try binding.receive.verifyNow()
@@ -359,18 +422,24 @@ public final class MiniportContext {
             try ring.advance(
                 TransmitQueue(binding: binding.id, rings: binding.rings, regions: binding.regions), context: self)
             try binding.rings.checkpoint()
-            binding.indexGuard.capture(transmit: binding.rings, receive: binding.receive)
+            binding.captureIndices()
             let after = binding.rings.stored.packetBegin
             work = Int(binding.regions.transmitPacketRing.rangeCount(from: before, to: after))
         } else {
             if !binding.blocked { work += try post(binding, budget: budget) }
             work += try drain(binding)
         }
-        if work > 0 { binding.regions.control.protocolWake.wakeIfNeeded() }
         return work
     }
 
     func post(_ binding: MiniportBinding, budget: Int) throws(NetRingViolation) -> Int {
+        // Nothing posted (a binding that only receives, or an idle one): the turn's check already took in
+        // this ring, and an EndIndex loaded once and equal to NextIndex gives the driver nothing.
+        if !binding.rings.isChecked
+            && binding.regions.transmitPacketRing.loadEndIndex() == binding.rings.stored.packetNext
+        {
+            return 0
+        }
         let rings = binding.rings
         var post = rings.postPackets()
         let packetRing = rings.packetRing
@@ -449,6 +518,7 @@ public final class MiniportContext {
             moved += Int(packetRing.rangeCount(from: post.index, to: stop))
             while post.index != stop { post.advance() }
             binding.blocked = true
+            anyBlocked = true
             break
         }
         try post.set()
@@ -530,6 +600,10 @@ public final class MiniportContext {
 
     /// Returns the completed prefix of the drain section, fragments first, then packets.
     func drain(_ binding: MiniportBinding) throws(NetRingViolation) -> Int {
+        // Nothing taken, nothing to return (the driver side's own copies).
+        if !binding.rings.isChecked && binding.rings.stored.packetBegin == binding.rings.stored.packetNext {
+            return 0
+        }
         var drain = binding.rings.drainPackets()
         try Self.expectOwn(drain.index, binding.rings.stored.packetBegin, .packet)
         try Self.expectOwn(drain.end, binding.rings.stored.packetNext, .packet)
@@ -548,5 +622,54 @@ public final class MiniportContext {
         if let fragmentBegin { try binding.rings.setFragmentBeginIndex(to: fragmentBegin) }
         try drain.set()
         return count
+    }
+}
+
+/// One destination's receive rings opened for a batch (`MiniportContext.openReceive`): frames go into the
+/// posted buffers one after another, and `MiniportContext.publish` returns them all at once.
+struct ReceiveBatch {
+    /// The context holds the binding for as long as the batch lives (one data-plane pass at most).
+    unowned(unsafe) let destination: MiniportBinding
+    var buffers: NetRingFragmentIterator
+    var slots: NetRingPacketIterator
+    let data: DataArea
+    static let layout = NetPacketLayout(layer2Type: .ethernet)
+    private(set) var delivered = 0
+
+    init(destination: MiniportBinding, buffers: NetRingFragmentIterator, slots: NetRingPacketIterator) {
+        self.destination = destination
+        self.buffers = buffers
+        self.slots = slots
+        data = destination.regions.data
+    }
+
+    /// Whether a posted buffer with a packet slot is left.
+    var hasRoom: Bool { buffers.hasAny && slots.hasAny }
+
+    /// Writes one frame of `length` bytes (`fill` writes them) into the next posted buffer and its packet.
+    /// `.noBuffer`: none left; `.unfit`: the frame does not fit the buffer (which stays for the next frame).
+    @inline(__always)
+    mutating func append(
+        length: Int, _ fill: (UnsafeMutableRawBufferPointer) -> Void
+    ) -> MiniportContext.Delivery {
+        guard buffers.hasAny, slots.hasAny else { return .noBuffer }
+        let buffer = buffers.fragment
+        // The OS attached the buffer: its chunk and capacity are loaded once, checked, and only the copies used.
+        let chunk = Int(buffer.chunk)
+        let capacity = Int(buffer.capacity)
+        guard chunk < data.chunkCount, capacity <= data.chunkSize, length <= capacity else { return .unfit }
+        let start = chunk * data.chunkSize
+        data.withBytes(start..<start + length) { fill($0) }
+        buffer.offset = 0
+        buffer.validLength = UInt32(length)
+        let element = slots.packet
+        element.fragmentIndex = buffer.index
+        element.fragmentCount = 1
+        element.layout = Self.layout
+        element.ignore = false
+        buffers.advance()
+        slots.advance()
+        delivered += 1
+        return .delivered
     }
 }

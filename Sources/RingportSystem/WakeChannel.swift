@@ -14,6 +14,17 @@ extension WakeWords {
         if flag.load() != 0 { wake() }
     }
 
+    /// `wakeIfNeeded` for many words: one `orderIndexStoresBeforeFlags()` after the index stores, then this
+    /// on each word.
+    @inlinable public func wakeIfFlagged() {
+        if flag.load() != 0 { wake() }
+    }
+
+    /// The fence of `wakeIfNeeded` (StoreLoad: index stores before the flag loads), for `wakeIfFlagged`.
+    @inlinable public static func orderIndexStoresBeforeFlags() {
+        atomicMemoryFence(ordering: .sequentiallyConsistent)
+    }
+
     /// Changes the word (so a sleeper about to wait on the old value returns at once), then wakes.
     @inline(never) public func wake() {
         word.add(1)
@@ -46,28 +57,32 @@ public enum MultiWait {
     /// their wakers always wake.
     public static func sleep(
         on channels: [WakeWords],
-        extra: [SharedWord],
+        extra: some Collection<SharedWord>,
         timeoutNanoseconds: Int64?,
         hasWork: () -> Bool
     ) {
-        precondition(channels.count + extra.count <= limit && channels.count + extra.count > 0)
-        var words: [UnsafeMutablePointer<UInt32>?] = []
-        var expected: [UInt32] = []
-        for channel in channels {
-            words.append(channel.word.futexAddress)
-            expected.append(channel.word.load())
-        }
-        for word in extra {
-            words.append(word.futexAddress)
-            expected.append(word.load())
-        }
-        for channel in channels { channel.flag.store(1) }
-        atomicMemoryFence(ordering: .sequentiallyConsistent)
-        if !hasWork() {
-            let result = words.withUnsafeBufferPointer { w in
-                rp_futex_waitv(w.baseAddress, expected, UInt32(words.count), timeoutNanoseconds ?? -1)
+        let count = channels.count + extra.count
+        precondition(count <= limit && count > 0)
+        // On the stack: a sleep allocates nothing.
+        withUnsafeTemporaryAllocation(of: UnsafeMutablePointer<UInt32>?.self, capacity: count) { words in
+            withUnsafeTemporaryAllocation(of: UInt32.self, capacity: count) { expected in
+                for (i, channel) in channels.enumerated() {
+                    words[i] = channel.word.futexAddress
+                    expected[i] = channel.word.load()
+                }
+                for (i, word) in extra.enumerated() {
+                    words[channels.count + i] = word.futexAddress
+                    expected[channels.count + i] = word.load()
+                }
+                for channel in channels { channel.flag.store(1) }
+                atomicMemoryFence(ordering: .sequentiallyConsistent)
+                if !hasWork() {
+                    let result = rp_futex_waitv(
+                        words.baseAddress, expected.baseAddress, UInt32(count), timeoutNanoseconds ?? -1)
+                    precondition(
+                        result >= 0 || [-EAGAIN, -EINTR, -ETIMEDOUT].contains(result), "futex_waitv: \(-result)")
+                }
             }
-            precondition(result >= 0 || [-EAGAIN, -EINTR, -ETIMEDOUT].contains(result), "futex_waitv: \(-result)")
         }
         for channel in channels { channel.flag.store(0) }
     }

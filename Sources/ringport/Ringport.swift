@@ -1,4 +1,5 @@
 import ArgumentParser
+import RingportCore
 
 @main
 struct RingportTool: ParsableCommand {
@@ -20,6 +21,13 @@ struct RingportTool: ParsableCommand {
 /// Where the adapter is.
 struct AdapterOptions: ParsableArguments {
     @Option(help: "Adapter name.") var adapter = "ringport0"
+    @Option(
+        help:
+            "When nothing has come: busyPoll (spins; needs a core of its own), adaptive (spins a learned while, then sleeps), blocking (sleeps at once)."
+    )
+    var wait: WaitPolicy = .default
     @Option(help: "Runtime directory of the miniport (default: $RINGPORT_DIR, else /run/ringport for root).")
     var dir: String?
 }
+
+extension WaitPolicy: ExpressibleByArgument {}

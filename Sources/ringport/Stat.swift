@@ -7,13 +7,19 @@ struct Stat: ParsableCommand {
 
     @OptionGroup var where_: AdapterOptions
 
-    func run() throws {
+    /// The adapter's statistics, asked over a control connection of its own.
+    static func query(_ where_: AdapterOptions) throws -> AdapterStatistics {
         let directory = RuntimeDirectory(where_.dir)
         try directory.checkForClient()
         let socket = try ControlSocket.connect(path: directory.socketPath(adapter: where_.adapter), timeout: 5)
         try socket.send(.queryStatistics)
         guard socket.isReadable(waitingMilliseconds: 5000), case .message(.statistics(let s), _) = try socket.receive()
         else { throw ValidationError("no statistics from the miniport") }
+        return s
+    }
+
+    func run() throws {
+        let s = try Self.query(where_)
         print(
             "bindings=\(s.bindings) opened=\(s.bindingsOpened) reclaimed=\(s.bindingsReclaimed) "
                 + "packets=\(s.packetsSent) bytes=\(s.bytesSent) failed=\(s.packetsFailed) "

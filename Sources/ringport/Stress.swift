@@ -92,6 +92,7 @@ struct Stress: ParsableCommand {
             ),
             directory: RuntimeDirectory(where_.dir)
         )
+        adapter.waitPolicy = where_.wait
         let run = StressRun(self, adapter: adapter)
         try run.go()
     }

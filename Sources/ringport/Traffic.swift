@@ -18,6 +18,15 @@ func makeFrame(_ adapter: Adapter, bytes: [UInt8]? = nil, sequence: UInt64 = 0, 
     return packet
 }
 
+/// Builds a one-buffer packet holding a copy of `bytes` (a received frame, read in place).
+func makeFrame(_ adapter: Adapter, copying bytes: UnsafeRawBufferPointer) throws -> Packet {
+    var packet = try adapter.allocatePacket()
+    let buffer = try adapter.allocateBuffer(length: bytes.count)
+    buffer.withUnsafeMutableBytes { $0.copyMemory(from: bytes) }
+    packet.chainAtBack(buffer)
+    return packet
+}
+
 /// Sends everything still batched, then takes completions until the pools have room again (bounded).
 func relieve(_ adapter: Adapter, _ batch: inout PacketArray, failed: inout Int, seconds: Double = 10) throws {
     adapter.send(&batch)
@@ -58,7 +67,7 @@ struct Send: ParsableCommand {
         // It only sends: an empty packet filter, so a lossless hub never waits for it to take frames.
         let adapter = try Adapter.open(
             where_.adapter, configuration: BindingConfiguration(packetFilter: .none),
-            directory: RuntimeDirectory(where_.dir))
+            directory: RuntimeDirectory(where_.dir), waitPolicy: where_.wait)
         var texts = frames
         if stdin { while let line = readLine() { texts.append(line) } }
         let total = texts.isEmpty ? count : texts.count
@@ -121,11 +130,13 @@ struct Recv: ParsableCommand {
     @Option(help: "Also send this many generated frames, while receiving.") var sendCount = 0
     @Option(help: "Tag of the frames sent (see `send --tag`).") var tag: UInt64 = 0
     @Option(help: "Size of the frames sent.") var size = 64
+    @Option(help: "Start sending once the adapter has this many bindings (peers that must all get every frame).")
+    var sendAfterBindings = 0
     @Option(help: "Take only the frames of this sender tag (see `send --tag`): others are counted as foreign.")
     var onlyTag: UInt64?
 
     func run() throws {
-        let adapter = try Adapter.open(where_.adapter, directory: RuntimeDirectory(where_.dir))
+        let adapter = try Adapter.open(where_.adapter, directory: RuntimeDirectory(where_.dir), waitPolicy: where_.wait)
         var received = 0
         var foreign = 0
         var bytes = 0
@@ -139,50 +150,67 @@ struct Recv: ParsableCommand {
         var lastProgress = start
         var sent = 0
         var outgoing = PacketArray(reservingCapacity: 32)
+        if sendCount > 0 && sendAfterBindings > 0 {
+            let deadline = start + 30_000_000_000
+            while try Stat.query(where_).bindings < sendAfterBindings {
+                guard ProcessControl.monotonicNanoseconds() < deadline else {
+                    throw ValidationError("fewer than \(sendAfterBindings) bindings after 30 s")
+                }
+                usleep(5_000)
+            }
+        }
         while count == 0 || received < count || sent < sendCount || adapter.outstandingSends > 0 {
             let now = ProcessControl.monotonicNanoseconds()
             if duration > 0 && Double(now - start) / 1e9 >= duration { break }
             if idleTimeout > 0 && Double(now - lastFrame) / 1e9 >= idleTimeout { break }
             if case .closed(let reason) = adapter.state { throw ValidationError("binding closed: \(reason)") }
             // Copy frames out only when something looks at their bytes; counting reads them in place.
-            var frames: [[UInt8]] = []
-            var lengths: [Int] = []
             let needBytes = check || print || echo || onlyTag != nil
-            adapter.waitForReceives(timeoutSeconds: 0.1) { frame in
-                if needBytes { frames.append(frame.bytes) } else { lengths.append(frame.length) }
-            }
-            for length in lengths {
-                received += 1
-                bytes += length
+            // Sleep as long as nothing else is due: an idle receiver costs nothing.
+            var waitSeconds = sent < sendCount || adapter.outstandingSends > 0 ? 0.001 : 3600
+            if duration > 0 { waitSeconds = min(waitSeconds, duration - Double(now - start) / 1e9) }
+            if idleTimeout > 0 { waitSeconds = min(waitSeconds, idleTimeout - Double(now - lastFrame) / 1e9) }
+            var failure: (any Error)?
+            // Each frame is read in place; the batch's buffers go back together when it ends.
+            adapter.waitForReceiveBatch(timeoutSeconds: max(0, waitSeconds)) { batch in
                 lastFrame = ProcessControl.monotonicNanoseconds()
                 if firstFrame == nil { firstFrame = lastFrame }
-            }
-            let got = frames.count + lengths.count
-            if holdUs > 0 && got > 0 { usleep(UInt32(clamping: holdUs * got)) }
-            for frame in frames {
-                if let onlyTag, PayloadPattern.verify(frame).map({ $0 >> 40 }) != onlyTag {
-                    foreign += 1
-                    continue
-                }
-                received += 1
-                bytes += frame.count
-                lastFrame = ProcessControl.monotonicNanoseconds()
-                if firstFrame == nil { firstFrame = lastFrame }
-                if check {
-                    if let sequence = PayloadPattern.verify(frame) {
-                        let sender = sequence >> 40
-                        if sequence & (1 << 40 - 1) != next[sender, default: 0] { errors += 1 }
-                        next[sender] = (sequence & (1 << 40 - 1)) + 1
-                    } else {
-                        errors += 1
+                for i in 0..<batch.count {
+                    guard needBytes else {
+                        received += 1
+                        bytes += batch.length(at: i)
+                        continue
+                    }
+                    batch.withUnsafeBytes(at: i) { frame in
+                        let sequence = check || onlyTag != nil ? PayloadPattern.verify(frame) : nil
+                        if let onlyTag, sequence.map({ $0 >> 40 }) != onlyTag {
+                            foreign += 1
+                            return
+                        }
+                        received += 1
+                        bytes += frame.count
+                        if check {
+                            if let sequence {
+                                let sender = sequence >> 40
+                                if sequence & (1 << 40 - 1) != next[sender, default: 0] { errors += 1 }
+                                next[sender] = (sequence & (1 << 40 - 1)) + 1
+                            } else {
+                                errors += 1
+                            }
+                        }
+                        if print {
+                            let text = String(decoding: frame, as: UTF8.self)
+                            Swift.print(text.allSatisfy { $0.isASCII && !$0.isNewline } ? text : "\(frame.count) bytes")
+                        }
+                        if echo {
+                            do { echoes.append(try makeFrame(adapter, copying: frame)) } catch { failure = error }
+                        }
                     }
                 }
-                if print {
-                    let text = String(decoding: frame, as: UTF8.self)
-                    Swift.print(text.allSatisfy { $0.isASCII && !$0.isNewline } ? text : "\(frame.count) bytes")
-                }
-                if echo { echoes.append(try makeFrame(adapter, bytes: frame)) }
+                // A slow receiver holds its buffers meanwhile.
+                if holdUs > 0 { usleep(UInt32(clamping: holdUs * batch.count)) }
             }
+            if let failure { throw failure }
             if echo { adapter.send(&echoes) }
             while sent < sendCount && outgoing.count < 32
                 && adapter.outstandingSends < adapter.configuration.packetCount / 2
@@ -227,7 +255,7 @@ struct Ping: ParsableCommand {
     @Option(help: "Seconds to wait for each reply.") var timeout = 2.0
 
     func run() throws {
-        let adapter = try Adapter.open(where_.adapter, directory: RuntimeDirectory(where_.dir))
+        let adapter = try Adapter.open(where_.adapter, directory: RuntimeDirectory(where_.dir), waitPolicy: where_.wait)
         var rtts: [UInt64] = []
         var lost = 0
         if !quiet { print("PING \(where_.adapter): \(size) bytes") }
@@ -239,16 +267,16 @@ struct Ping: ParsableCommand {
             let deadline = t0 + UInt64(timeout * 1e9)
             while !got && ProcessControl.monotonicNanoseconds() < deadline {
                 adapter.pollCompletions { _, _ in }
-                adapter.pollReceives { frame in
-                    let bytes = frame.bytes
-                    if PayloadPattern.verify(bytes) == sequence { got = true }
+                let left = Double(deadline &- min(deadline, ProcessControl.monotonicNanoseconds())) / 1e9
+                adapter.waitForReceives(timeoutSeconds: left) { frame in
+                    if frame.withUnsafeBytes({ PayloadPattern.verify($0) }) == sequence { got = true }
                 }
                 if case .closed(let reason) = adapter.state { throw ValidationError("binding closed: \(reason)") }
             }
             let rtt = ProcessControl.monotonicNanoseconds() - t0
             if got {
                 rtts.append(rtt)
-                if !quiet { print("\(size) bytes: seq=\(n) time=\(String(format: "%.1f", Double(rtt) / 1000)) µs") }
+                if !quiet { print("\(size) bytes: seq=\(n) time=\(String(format: "%.2f", Double(rtt) / 1000)) µs") }
             } else {
                 lost += 1
                 if !quiet { print("seq=\(n): no reply in \(timeout) s") }
@@ -260,13 +288,13 @@ struct Ping: ParsableCommand {
         func pick(_ q: Double) -> String {
             sorted.isEmpty
                 ? "-"
-                : String(format: "%.1f", Double(sorted[min(sorted.count - 1, Int(Double(sorted.count) * q))]) / 1000)
+                : String(format: "%.2f", Double(sorted[min(sorted.count - 1, Int(Double(sorted.count) * q))]) / 1000)
         }
         let average = sorted.isEmpty ? 0 : Double(sorted.reduce(0, +)) / Double(sorted.count) / 1000
         print("--- \(where_.adapter) ping statistics ---")
         print("\(count) sent, \(rtts.count) received, \(lost) lost")
         print(
-            "rtt µs: min \(pick(0)) avg \(String(format: "%.1f", average)) p50 \(pick(0.5)) p99 \(pick(0.99)) "
+            "rtt µs: min \(pick(0)) avg \(String(format: "%.2f", average)) p50 \(pick(0.5)) p99 \(pick(0.99)) "
                 + "p99.9 \(pick(0.999)) max \(pick(1))"
         )
         if lost > 0 { throw ExitCode(1) }

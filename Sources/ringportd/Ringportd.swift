@@ -60,6 +60,11 @@ struct Ringportd: ParsableCommand {
     @Option(help: "Most control connections at once (16...1048576; default 4096, or fewer at a lower fd limit).")
     var maxConnections: Int?
     @Option(help: "Pin the data thread to this CPU.") var cpu: Int?
+    @Option(
+        help:
+            "When nothing moves, the data thread: busyPoll (spins; needs a core of its own), adaptive (spins a learned while, then sleeps), blocking (sleeps at once)."
+    )
+    var wait: WaitPolicy = .default
     @Option(help: "loopback and hub: lossless (back-pressure) or drop (counted) when a receiver has no buffer.")
     var policy = "lossless"
     @Option(
@@ -139,6 +144,7 @@ struct Ringportd: ParsableCommand {
             limits: limits,
             checked: checked ?? NetRingChecking.isEnabledByDefault,
             socketMode: mode_t(socketMode, radix: 8)!,
+            waitPolicy: wait,
             dataPlaneCPU: cpu
         )
         options.maxBindingsPerProcess = maxBindingsPerProcess
@@ -190,3 +196,5 @@ struct Ringportd: ParsableCommand {
         logger.info("stopped")
     }
 }
+
+extension WaitPolicy: ExpressibleByArgument {}

@@ -1,6 +1,8 @@
 import Foundation
 import Glibc
+import Ringport
 import RingportCore
+import RingportMiniport
 import TestSupport
 import Testing
 
@@ -14,7 +16,7 @@ import Testing
             peers.append(
                 try miniport.protocolProcess([
                     "recv", "--check", "--count", "\(2 * perSender)", "--send-count", "\(perSender)", "--tag",
-                    "\(tag)", "--size", "200", "--idle-timeout", "60",
+                    "\(tag)", "--size", "200", "--idle-timeout", "60", "--send-after-bindings", "3",
                 ])
             )
         }
@@ -120,5 +122,84 @@ import Testing
         #expect(statistics.packetsReceived + statistics.packetsDropped == 40_000, "\(statistics)")
         #expect(statistics.packetsOutstanding == 0, "\(statistics)")
         #expect(miniport.process.standardError.contains("took no frame for 500 ms"))
+    }
+
+    /// Sends frames `sequences`, frame `i` in `1 + i % 3` buffers (the hub copies each buffer's range).
+    static func sendChained(_ adapter: Adapter, sequences: Range<Int>) throws {
+        var batch = PacketArray()
+        for sequence in sequences {
+            var packet = try adapter.allocatePacket()
+            let pieces = 1 + sequence % 3
+            let total = 40 + 30 * pieces + sequence % 7
+            var at = 0
+            for piece in 0..<pieces {
+                let length = piece == pieces - 1 ? total - at : 30
+                let buffer = try adapter.allocateBuffer(length: length)
+                buffer.withUnsafeMutableBytes {
+                    PayloadPattern.fill($0, sequence: UInt64(sequence), totalLength: total, start: at)
+                }
+                at += length
+                packet.chainAtBack(buffer)
+            }
+            batch.append(packet)
+        }
+        adapter.send(batch)
+    }
+
+    /// In-process: a receiver with an 8-slot receive ring takes frames from a batch many times larger. The
+    /// hub delivers what fits, keeps the rest (in order) for later passes, and holds the sender meanwhile.
+    @Test func aLosslessHubKeepsWhatDoesNotFitAReceiverAndDeliversItLaterInOrder() throws {
+        let host = try ContractHost(driver: HubDriver(mode: .hub, policy: .lossless, stallTimeoutMilliseconds: nil))
+        defer { host.stop() }
+        let receiver = try host.open(configuration: BindingConfiguration(receiveRingSize: 8))
+        let sender = try host.open(configuration: BindingConfiguration(packetFilter: .none))
+        let total = 600
+        var sent = 0
+        var completed = 0
+        var failures = 0
+        var received: [UInt64] = []
+        let deadline = Date().addingTimeInterval(60)
+        while (received.count < total || completed < total) && Date() < deadline {
+            if sent < total && sender.outstandingSends < 200 {
+                try Self.sendChained(sender, sequences: sent..<min(total, sent + 100))
+                sent = min(total, sent + 100)
+            }
+            completed += sender.pollCompletions { _, status in if status != .success { failures += 1 } }
+            receiver.waitForReceives(timeoutSeconds: 0.01) { packet in
+                received.append(PayloadPattern.verify(packet.bytes) ?? UInt64.max)
+            }
+        }
+        #expect(received == (0..<UInt64(total)).map { $0 }, "\(received.prefix(20))")
+        #expect(completed == total && failures == 0, "\(completed) completed, \(failures) failed")
+        let statistics = try host.waitForStatistics { $0.packetsReceived == UInt64(total) }
+        #expect(statistics.packetsReceived == UInt64(total) && statistics.packetsDropped == 0, "\(statistics)")
+        try sender.close()
+        try receiver.close()
+    }
+
+    /// In-process: with `drop`, a receiver that takes nothing gets what its posted buffers hold, the first
+    /// frames in order, and every other frame of the batch is counted as its drop; the sender is never held.
+    @Test func withDropWhatDoesNotFitAReceiverIsCountedForItAndTheRestArrivesInOrder() throws {
+        let host = try ContractHost(driver: HubDriver(mode: .hub, policy: .drop))
+        defer { host.stop() }
+        let receiver = try host.open(configuration: BindingConfiguration(receiveRingSize: 8))
+        let sender = try host.open(configuration: BindingConfiguration(packetFilter: .none))
+        let total = 300
+        try Self.sendChained(sender, sequences: 0..<total)
+        let completions = collectCompletions(sender, count: total, seconds: 20)
+        #expect(completions.count == total && completions.allSatisfy { $0.1 == .success })
+        let statistics = try host.waitForStatistics { $0.packetsReceived + $0.packetsDropped == UInt64(total) }
+        #expect(statistics.packetsReceived + statistics.packetsDropped == UInt64(total), "\(statistics)")
+        #expect(statistics.packetsReceived <= 8 && statistics.packetsDropped >= UInt64(total - 8), "\(statistics)")
+        var received: [UInt64] = []
+        let deadline = Date().addingTimeInterval(10)
+        while received.count < Int(statistics.packetsReceived) && Date() < deadline {
+            receiver.waitForReceives(timeoutSeconds: 0.01) { packet in
+                received.append(PayloadPattern.verify(packet.bytes) ?? UInt64.max)
+            }
+        }
+        #expect(received == (0..<statistics.packetsReceived).map { $0 }, "\(received)")
+        try sender.close()
+        try receiver.close()
     }
 }
