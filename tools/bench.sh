@@ -384,13 +384,15 @@ ring_row() { # TRANSPORT BATCH COUNT
     after=$(probe)
     echo "$line floor_ns=$before floor_end_ns=$after"
 }
-send_row() { # TRANSPORT SIZE BATCH COUNT
-    local before after line
+send_row() { # TRANSPORT SIZE BATCH COUNT [WAIT]
+    local before after line w=${5:-$wait_policy}
     row_start
     before=$(probe)
     if [ "$1" = ring ]; then
-        start_daemon null "$wait_policy" || return 1
-        line=$("$tool" bench --adapter "$adapter" --dir "$dir" --transport ring --size "$2" --batch "$3" --packets "$4")
+        start_daemon null "$w" || return 1
+        line=$("$tool" bench --adapter "$adapter" --dir "$dir" --transport ring --size "$2" --batch "$3" \
+            --packets "$4" ${w:+--wait "$w"})
+        [ -n "${5:-}" ] && line=$(echo "$line" | sed -E "s/peer=ringport_send([_a-z0-9]*)/peer=ringport_send\\1_$5/")
         stop_daemon
     else
         line=$("$tool" bench --transport uds --size "$2" --batch "$3" --packets "$4")
@@ -481,6 +483,7 @@ for rep in $(seq "$reps"); do
         measure loopback_ping_blocking ping_row ringport_loopback_blocking loopback "$block_ping_count" blocking
         measure hub_ping_blocking ping_row ringport_hub_blocking hub "$block_ping_count" blocking
         measure hub_stream_blocking hub_stream ringport_hub_blocking 64 "$block_packets" blocking
+        measure send_blocking send_row ring 64 32 "$send_packets" blocking
     fi
     if sel idle; then
         for count in $idle_counts; do measure idle idle_row "$count" "$w"; done

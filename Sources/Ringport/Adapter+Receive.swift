@@ -189,11 +189,6 @@ public struct ReceivedBatch: ~Copyable {
     /// Packets in the batch.
     public let count: Int
 
-    init(adapter: Adapter, count: Int) {
-        self.adapter = adapter
-        self.count = count
-    }
-
     /// The frame's length in bytes.
     public func length(at i: Int) -> Int { Int(adapter.receiveBatch[i].length) }
     /// The layout the driver reported.

@@ -6,22 +6,22 @@ public struct NDISStatus: RawRepresentable, Hashable, Sendable, CustomStringConv
     public var rawValue: UInt32
     @inlinable public init(rawValue: UInt32) { self.rawValue = rawValue }
 
-    public static let success = NDISStatus(rawValue: 0)
-    public static let pending = NDISStatus(rawValue: 0x0000_0103)
-    public static let failure = NDISStatus(rawValue: 0xC000_0001)
-    public static let resources = NDISStatus(rawValue: 0xC000_009A)
-    public static let notSupported = NDISStatus(rawValue: 0xC000_00BB)
-    public static let closing = NDISStatus(rawValue: 0xC001_0002)
-    public static let badVersion = NDISStatus(rawValue: 0xC001_0004)
-    public static let adapterNotFound = NDISStatus(rawValue: 0xC001_0006)
-    public static let openFailed = NDISStatus(rawValue: 0xC001_0007)
-    public static let requestAborted = NDISStatus(rawValue: 0xC001_000C)
-    public static let invalidPacket = NDISStatus(rawValue: 0xC001_000F)
-    public static let adapterNotReady = NDISStatus(rawValue: 0xC001_0011)
+    @inlinable public static var success: NDISStatus { NDISStatus(rawValue: 0) }
+    @inlinable public static var pending: NDISStatus { NDISStatus(rawValue: 0x0000_0103) }
+    @inlinable public static var failure: NDISStatus { NDISStatus(rawValue: 0xC000_0001) }
+    @inlinable public static var resources: NDISStatus { NDISStatus(rawValue: 0xC000_009A) }
+    @inlinable public static var notSupported: NDISStatus { NDISStatus(rawValue: 0xC000_00BB) }
+    @inlinable public static var closing: NDISStatus { NDISStatus(rawValue: 0xC001_0002) }
+    @inlinable public static var badVersion: NDISStatus { NDISStatus(rawValue: 0xC001_0004) }
+    @inlinable public static var adapterNotFound: NDISStatus { NDISStatus(rawValue: 0xC001_0006) }
+    @inlinable public static var openFailed: NDISStatus { NDISStatus(rawValue: 0xC001_0007) }
+    @inlinable public static var requestAborted: NDISStatus { NDISStatus(rawValue: 0xC001_000C) }
+    @inlinable public static var invalidPacket: NDISStatus { NDISStatus(rawValue: 0xC001_000F) }
+    @inlinable public static var adapterNotReady: NDISStatus { NDISStatus(rawValue: 0xC001_0011) }
     /// Not in the NDIS 5 headers we could read: a value of our own in the NDIS error range.
-    public static let invalidData = NDISStatus(rawValue: 0xC001_0015)
+    @inlinable public static var invalidData: NDISStatus { NDISStatus(rawValue: 0xC001_0015) }
 
-    public var isSuccess: Bool { rawValue == 0 }
+    @inlinable public var isSuccess: Bool { rawValue == 0 }
 
     public var description: String {
         switch self {

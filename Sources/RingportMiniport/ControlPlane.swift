@@ -125,6 +125,9 @@ struct ControlPlane {
 
     static func openReserve() -> CInt { Glibc.open("/dev/null", O_RDONLY | O_CLOEXEC) }
 
+    /// The descriptors of one `poll`, kept between turns.
+    var entries: [pollfd] = []
+
     mutating func run() {
         defer {
             miniport.controlDone.store(true, ordering: .sequentiallyConsistent)
@@ -134,8 +137,7 @@ struct ControlPlane {
             let now = ProcessControl.monotonicNanoseconds()
             let stopping = miniport.stopRequested.load(ordering: .sequentiallyConsistent)
             let listening = !stopping && now >= acceptResumes
-            var entries: [pollfd] = []
-            entries.reserveCapacity(connections.count + 2)
+            entries.removeAll(keepingCapacity: true)  // reused: a wake allocates nothing
             entries.append(pollfd(fd: miniport.controlWake.read, events: Int16(POLLIN), revents: 0))
             entries.append(pollfd(fd: listening ? miniport.listener.descriptor : -1, events: Int16(POLLIN), revents: 0))
             var waitingOutput = false

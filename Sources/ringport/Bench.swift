@@ -61,6 +61,7 @@ struct Bench: ParsableCommand {
             directory: directory,
             checked: false
         )
+        adapter.waitPolicy = where_.wait
         let miniportPID = Self.miniportProcess(directory: directory, adapter: where_.adapter)
         var spare = PacketArray(reservingCapacity: 2048)
         for _ in 0..<2000 {
@@ -91,9 +92,15 @@ struct Bench: ParsableCommand {
                 sent += 1
                 if batchArray.count == batch || sent == packets { adapter.send(&batchArray) }
             }
-            completed += adapter.pollCompletions { packet, status in
+            // Nothing more to send until packets come back: wait for them as the wait policy says.
+            let handler: (consuming Packet, NDISStatus) -> Void = { packet, status in
                 if status != .success { errors += 1 }
                 spare.append(packet)
+            }
+            if spare.isEmpty || sent == packets {
+                completed += adapter.waitForCompletions(timeoutSeconds: 10, handler)
+            } else {
+                completed += adapter.pollCompletions(handler)
             }
             if case .closed(let reason) = adapter.state { throw ValidationError("binding closed: \(reason)") }
         }

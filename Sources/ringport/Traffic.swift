@@ -68,6 +68,8 @@ struct Send: ParsableCommand {
         let adapter = try Adapter.open(
             where_.adapter, configuration: BindingConfiguration(packetFilter: .none),
             directory: RuntimeDirectory(where_.dir), waitPolicy: where_.wait)
+        // Options as plain locals: an option's wrapper costs a metadata lookup at every read in the loop.
+        let (size, rate, tag) = (self.size, self.rate, self.tag)
         var texts = frames
         if stdin { while let line = readLine() { texts.append(line) } }
         let total = texts.isEmpty ? count : texts.count
@@ -93,7 +95,9 @@ struct Send: ParsableCommand {
                     adapter, bytes: texts.isEmpty ? nil : Array(texts[n].utf8), sequence: sequence, size: size)
             }
             batch.append(frame)
-            if batch.count == 32 || rate > 0 { adapter.send(&batch) }
+            guard batch.count == 32 || rate > 0 else { continue }
+            // Per batch, not per frame: the send, the completions, the clock.
+            adapter.send(&batch)
             adapter.pollCompletions { _, status in if !status.isSuccess { failed += 1 } }
             let now = ProcessControl.monotonicNanoseconds()
             if now - lastProgress > 1_000_000_000 {
@@ -137,6 +141,11 @@ struct Recv: ParsableCommand {
 
     func run() throws {
         let adapter = try Adapter.open(where_.adapter, directory: RuntimeDirectory(where_.dir), waitPolicy: where_.wait)
+        // Options as plain locals: an option's wrapper costs a metadata lookup at every read in the loop.
+        let (count, duration, idleTimeout, print, check, echo) = (
+            self.count, self.duration, self.idleTimeout, self.print, self.check, self.echo
+        )
+        let (holdUs, sendCount, tag, size, onlyTag) = (self.holdUs, self.sendCount, self.tag, self.size, self.onlyTag)
         var received = 0
         var foreign = 0
         var bytes = 0
@@ -256,6 +265,9 @@ struct Ping: ParsableCommand {
 
     func run() throws {
         let adapter = try Adapter.open(where_.adapter, directory: RuntimeDirectory(where_.dir), waitPolicy: where_.wait)
+        let (count, size, intervalMs, quiet, timeout) = (
+            self.count, self.size, self.intervalMs, self.quiet, self.timeout
+        )
         var rtts: [UInt64] = []
         var lost = 0
         if !quiet { print("PING \(where_.adapter): \(size) bytes") }
