@@ -44,14 +44,17 @@ extension Adapter {
 
     /// Takes back what the miniport returned; a broken ring contract closes the binding.
     func reclaim(_ handler: (consuming Packet, NDISStatus) -> Void) -> Int {
+        // Counted as handed out: a contract broken after some completions still reports them.
+        var delivered = 0
         do {
-            return try takeBackReturned { index, status in
+            _ = try takeBackReturned { index, status in
+                delivered += 1
                 handler(Packet(adapter: self, index: index, generation: generation[index]), status)
             }
         } catch {
             abandon(reason: "the miniport broke the ring contract: \(error)", reclaimingReturned: false)
-            return 0
         }
+        return delivered
     }
 
     /// Takes back the packets (then the fragments) the miniport returned through `BeginIndex`, handing each

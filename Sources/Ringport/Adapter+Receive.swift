@@ -24,10 +24,7 @@ public struct ReceivedPacket: ~Copyable {
     }
 
     deinit {
-        binding { adapter in
-            adapter.returnReceived(chunk)
-            adapter.handleDropped()  // last: it may release the binding
-        }
+        binding.dropHandle { $0.returnReceived(chunk) }
     }
 
     /// The frame's bytes, in place (valid only inside `body`).
@@ -130,7 +127,8 @@ extension Adapter {
         let indicated = receiveBatch.count
         if indicated > 0 {
             receiveBatchOpen = true
-            var batch = ReceivedBatch(adapter: self, count: indicated)
+            receiveBatchSerial &+= 1
+            var batch = ReceivedBatch(adapter: self, serial: receiveBatchSerial, count: indicated)
             handler(&batch)
             receiveBatchOpen = false
             for entry in receiveBatch where !entry.taken { receiveFreeChunks.append(entry.chunk) }
@@ -186,17 +184,27 @@ struct ReceivedEntry {
 /// Valid only inside the handler it is given to: what the handler does not `take` is returned when it ends.
 public struct ReceivedBatch: ~Copyable {
     let adapter: Adapter
+    let serial: UInt64
     /// Packets in the batch.
     public let count: Int
 
-    /// The frame's length in bytes.
-    public func length(at i: Int) -> Int { Int(adapter.receiveBatch[i].length) }
-    /// The layout the driver reported.
-    public func layout(at i: Int) -> NetPacketLayout { adapter.receiveBatch[i].layout }
+    /// The batch's entry `i`; only while its handler runs (a batch swapped out of it, say, is refused).
+    func entry(_ i: Int) -> ReceivedEntry {
+        precondition(
+            adapter.receiveBatchOpen && adapter.receiveBatchSerial == serial, "a receive batch used outside its handler"
+        )
+        precondition(i >= 0 && i < count, "no such packet in the batch")
+        return adapter.receiveBatch[i]
+    }
 
-    /// The bytes of packet `i`, in place (valid only inside `body`); nil-safe only for packets not taken.
+    /// The frame's length in bytes.
+    public func length(at i: Int) -> Int { Int(entry(i).length) }
+    /// The layout the driver reported.
+    public func layout(at i: Int) -> NetPacketLayout { entry(i).layout }
+
+    /// The bytes of packet `i`, in place (valid only inside `body`), while it is still in the batch.
     public func withUnsafeBytes<R>(at i: Int, _ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
-        let entry = adapter.receiveBatch[i]
+        let entry = self.entry(i)
         precondition(!entry.taken, "a packet taken out of its batch is read through its ReceivedPacket")
         let start = Int(entry.chunk) * adapter.configuration.chunkSize + Int(entry.offset)
         return try adapter.regions.data.withBytes(start..<start + Int(entry.length)) {
@@ -207,7 +215,7 @@ public struct ReceivedBatch: ~Copyable {
     /// Takes packet `i` out of the batch, to keep past it (dropping the `ReceivedPacket` returns it); nil if
     /// it was taken already.
     public mutating func take(at i: Int) -> ReceivedPacket? {
-        let entry = adapter.receiveBatch[i]
+        let entry = self.entry(i)
         guard !entry.taken else { return nil }
         adapter.receiveBatch[i].taken = true
         return ReceivedPacket(

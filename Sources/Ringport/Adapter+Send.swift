@@ -58,7 +58,8 @@ extension Adapter {
         guard raw.binding.refers(to: self) else {
             // Another binding's packet: recorded here, this binding untouched; it completes on its own.
             misuses.append(PacketMisuse(kind: .foreignBinding, descriptor: raw.index))
-            raw.binding { $0.completeForeign(raw) }
+            // A stale one is dropped from its binding's count, after the call (it may be the last handle).
+            if !raw.binding({ $0.completeForeign(raw) }) { raw.binding.dropHandle { _ in } }
             return false
         }
         let index = raw.index
@@ -84,15 +85,16 @@ extension Adapter {
 
     /// A packet of this binding was sent on another one: it completes here with `INVALID_PACKET` (next
     /// poll), if the handle is still this binding's current one.
-    func completeForeign(_ raw: RawPacket) {
+    /// Returns false for a stale handle, whose count the caller then drops.
+    func completeForeign(_ raw: RawPacket) -> Bool {
         let index = raw.index
         guard generation[index] == raw.generation, owner[index] == .protocolSide else {
             misuses.append(
                 PacketMisuse(kind: generation[index] == raw.generation ? .alreadySent : .stale, descriptor: index))
-            handleDropped()
-            return
+            return false
         }
         localCompletions.append((raw, .invalidPacket))
+        return true
     }
 
     /// Translates backlogged packets into the transmit rings, as many as fit, and publishes them with one

@@ -46,6 +46,8 @@ public final class Adapter {
     /// then wait for its end, to be posted together).
     @exclusivity(unchecked) var receiveBatch: [ReceivedEntry] = []
     @exclusivity(unchecked) var receiveBatchOpen = false
+    /// Tells the batch being handed out from earlier ones (a `ReceivedBatch` is usable only in its handler).
+    @exclusivity(unchecked) var receiveBatchSerial: UInt64 = 0
     /// Received packets the miniport returned with fields that do not fit (dropped, buffer reused).
     public internal(set) var malformedReceives = 0
     /// Sent, not yet in the ring (it was full), in send order.
@@ -290,11 +292,17 @@ public final class Adapter {
         liveHandles += 1
     }
 
-    /// The caller must not touch the binding after this: the last handle's drop releases it.
+    /// For the binding's own methods (their caller holds it): the last handle's drop releases it.
     @inline(__always) func handleDropped(_ count: Int = 1) {
+        if handleDroppedKeepingReference(count) { Unmanaged.passUnretained(self).release() }
+    }
+
+    /// Drops `count` handles; true if they were the last, and the caller must then release the binding once,
+    /// after it stopped using it (`BindingReference.dropHandle`).
+    @inline(__always) func handleDroppedKeepingReference(_ count: Int = 1) -> Bool {
         precondition(count <= liveHandles, "handle count underflow")
         liveHandles -= count
-        if liveHandles == 0 && count > 0 { Unmanaged.passUnretained(self).release() }
+        return liveHandles == 0 && count > 0
     }
 
     func checkHeld(_ index: Int, _ gen: UInt32) {

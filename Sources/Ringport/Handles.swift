@@ -13,6 +13,16 @@ struct BindingReference {
         try unmanaged._withUnsafeGuaranteedRef(body)
     }
 
+    /// Calls `body` with the binding, then gives up one handle's count. The binding's last release, if this
+    /// was its last handle, comes after `body` and outside the scope that promises the binding alive.
+    @inline(__always) func dropHandle(_ body: (Adapter) -> Void) {
+        let last = unmanaged._withUnsafeGuaranteedRef { adapter -> Bool in
+            body(adapter)
+            return adapter.handleDroppedKeepingReference()
+        }
+        if last { unmanaged.release() }
+    }
+
     @inline(__always) func refers(to adapter: Adapter) -> Bool { self { $0 === adapter } }
     @inline(__always) func refers(to other: BindingReference) -> Bool { other { refers(to: $0) } }
 }
@@ -47,10 +57,7 @@ public struct Packet: ~Copyable {
     }
 
     deinit {
-        binding { adapter in
-            adapter.freePacket(descriptorIndex, generation: generation)
-            adapter.handleDropped()  // last: it may release the binding
-        }
+        binding.dropHandle { $0.freePacket(descriptorIndex, generation: generation) }
     }
 
     /// Gives up the handle without freeing the packet (it stays counted): `send` and `PacketArray` take
@@ -187,10 +194,7 @@ public struct Buffer: ~Copyable {
     }
 
     deinit {
-        binding { adapter in
-            adapter.freeBuffer(index)
-            adapter.handleDropped()  // last: it may release the binding
-        }
+        binding.dropHandle { $0.freeBuffer(index) }
     }
 
     /// Gives up the handle to be chained to packet `descriptor` of `expected`; nil (the misuse recorded on
@@ -204,7 +208,7 @@ public struct Buffer: ~Copyable {
         let index = self.index
         let binding = self.binding
         discard self
-        binding { $0.handleDropped() }  // chained: the packet's handle stands for it now
+        binding.dropHandle { _ in }  // chained: the packet's handle stands for it now
         return index
     }
 
@@ -260,10 +264,7 @@ public struct PacketArray: ~Copyable {
     deinit {
         for i in 0..<packets.count {
             let raw = packets[i]
-            raw.binding { adapter in
-                adapter.freePacket(raw.index, generation: raw.generation)
-                adapter.handleDropped()
-            }
+            raw.binding.dropHandle { $0.freePacket(raw.index, generation: raw.generation) }
         }
     }
 

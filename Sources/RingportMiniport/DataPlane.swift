@@ -18,7 +18,8 @@ struct DataPlane {
     var lastDoorbell: UInt32 = 0
     var turns = 0
     /// Each binding's receive EndIndex before the last pass ahead of a sleep.
-    var receiveEnds: [UInt32] = []
+    var receiveEnds: [UInt64] = []
+    var driverWaitSleep = DataPlane.driverWaitFirstSleep
     /// The miniport's wake word of each binding (at most `MultiWait.limit - 1`), kept as bindings come and go.
     var wakeChannels: [WakeWords] = []
     var wakeChannelsBindings = -1
@@ -57,7 +58,14 @@ struct DataPlane {
             let (work, driverBusy) = context.pass(budget: miniport.options.budget, start: &start)
             closeViolators()
             publishStatistics(force: false)
-            if work > 0 || driverBusy || !commands.isEmpty { continue }
+            if work > 0 || !commands.isEmpty {
+                driverWaitSleep = Self.driverWaitFirstSleep
+                continue
+            }
+            // A driver with work it cannot do yet (a lossless hub waiting for a receiver's buffers, a deferred
+            // completion not due) is polled again, but not in a loop that keeps a CPU: after the spin it
+            // sleeps for a short while, and a receiver's post wakes it sooner.
+            var driverWaits = driverBusy
             // Nothing moved: pass again and again (as the policy says) until something does, then sleep.
             if policy == .busyPoll {
                 ProcessControl.relax()
@@ -70,38 +78,57 @@ struct DataPlane {
             let found = spinner.spin(policy: policy, deadline: .max) {
                 if miniport.doorbell.load() != doorbellSeen { return true }
                 let (work, busy) = context.pass(budget: budget, start: &start)
-                return work > 0 || busy || !context.violations.isEmpty
+                driverWaits = busy
+                return work > 0 || !context.violations.isEmpty
             }
             if found { continue }
             // A receive post the last pass did not see wakes no one (the flags are not up yet): the sleep's
-            // re-check compares each receive ring's EndIndex with this snapshot, taken before that pass.
+            // re-check compares both receive rings' EndIndex with this snapshot, taken before that pass.
             receiveEnds.removeAll(keepingCapacity: true)
-            for binding in context.bindings { receiveEnds.append(binding.receive.fragmentRing.loadEndIndex()) }
+            for binding in context.bindings {
+                receiveEnds.append(Self.receiveEnds(binding))
+            }
             let last = context.pass(budget: budget, start: &start)
-            if last.work > 0 || last.driverBusy || !context.violations.isEmpty { continue }
+            if last.work > 0 || !context.violations.isEmpty { continue }
+            driverWaits = driverWaits || last.driverBusy
             publishStatistics(force: true)
             spinner.willSleep()
             if wakeChannelsBindings != bindingsChanged {
                 wakeChannels = context.bindings.prefix(MultiWait.limit - 1).map { $0.regions.control.miniportWake }
                 wakeChannelsBindings = bindingsChanged
             }
-            sleep()
+            guard driverWaits else {
+                sleep(timeoutNanoseconds: 5_000_000_000)
+                continue
+            }
+            // The longer nothing moves, the longer it sleeps (up to 5 ms); work resets it.
+            sleep(timeoutNanoseconds: driverWaitSleep)
+            driverWaitSleep = min(2 * driverWaitSleep, Self.driverWaitLastSleep)
         }
     }
 
+    /// Both receive rings' `EndIndex` (buffers and packet slots are posted separately).
+    static func receiveEnds(_ binding: MiniportBinding) -> UInt64 {
+        UInt64(binding.receive.fragmentRing.loadEndIndex()) | UInt64(binding.receive.packetRing.loadEndIndex()) << 32
+    }
+
+    /// The sleeps of a data thread whose driver still has work it cannot do yet.
+    static let driverWaitFirstSleep: Int64 = 50_000
+    static let driverWaitLastSleep: Int64 = 5_000_000
+
     /// Announces on every binding's wake word and the doorbell, re-checks everything, then sleeps.
-    func sleep() {
+    func sleep(timeoutNanoseconds: Int64) {
         let bindings = context.bindings
         let miniport = self.miniport
         let doorbellSeen = lastDoorbell  // a ring since the commands were taken must not be slept through
         MultiWait.sleep(
             on: wakeChannels,
             extra: CollectionOfOne(miniport.doorbell),
-            timeoutNanoseconds: 5_000_000_000
+            timeoutNanoseconds: timeoutNanoseconds
         ) {
             miniport.doorbell.load() != doorbellSeen || miniport.stopRequested.load(ordering: .sequentiallyConsistent)
                 || bindings.contains { $0.hasPostedWork }
-                || zip(bindings, receiveEnds).contains { $0.receive.fragmentRing.loadEndIndex() != $1 }
+                || zip(bindings, receiveEnds).contains { Self.receiveEnds($0) != $1 }
         }
     }
 

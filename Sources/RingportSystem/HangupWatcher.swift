@@ -26,6 +26,8 @@ public final class HangupWatcher: Sendable {
     public static let shared = HangupWatcher()
 
     private let epoll: CInt
+    /// Whether the watching thread runs: without it a watch would never fire.
+    private let running = Atomic<Bool>(false)
     private let targets = Mutex<(next: UInt64, byID: [UInt64: Target])>((1, [:]))
 
     private init() {
@@ -39,13 +41,18 @@ public final class HangupWatcher: Sendable {
                 Unmanaged<HangupWatcher>.fromOpaque(context!).takeUnretainedValue().run()
                 return nil
             }, context)
-        if started == 0 { pthread_detach(thread) }
+        guard started == 0 else {
+            Unmanaged.passUnretained(self).release()
+            return
+        }
+        pthread_detach(thread)
+        running.store(true, ordering: .releasing)
     }
 
     /// Watches `socket` for its peer's hang-up; then sets the returned flag and wakes `wake`. Nil when the
     /// watch could not be set up (no descriptor for epoll): the caller must then look at the socket itself.
     public func watch(socket: CInt, wake: WakeWords) -> (id: UInt64, flag: Flag)? {
-        guard epoll >= 0 else { return nil }
+        guard epoll >= 0, running.load(ordering: .acquiring) else { return nil }
         let flag = Flag()
         let id = targets.withLock { state -> UInt64 in
             let id = state.next
@@ -76,7 +83,13 @@ public final class HangupWatcher: Sendable {
         var events = [epoll_event](repeating: epoll_event(), count: 16)
         while true {
             let count = events.withUnsafeMutableBufferPointer { epoll_wait(epoll, $0.baseAddress, 16, -1) }
-            guard count > 0 else { continue }  // EINTR
+            guard count > 0 else {
+                if count < 0 && errno != EINTR {  // cannot happen with a valid epoll descriptor
+                    running.store(false, ordering: .releasing)
+                    return
+                }
+                continue
+            }
             for event in events.prefix(Int(count)) {
                 let id = event.data.u64
                 targets.withLock { (state: inout (next: UInt64, byID: [UInt64: Target])) in

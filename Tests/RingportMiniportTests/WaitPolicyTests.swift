@@ -64,6 +64,35 @@ import Testing
         if status == nil { receiver.stop() }
     }
 
+    /// A lossless hub held up by a receiver that takes nothing waits for it without keeping a CPU busy.
+    @Test(arguments: [WaitPolicy.adaptive, .blocking])
+    func aHubWaitingForAStuckReceiverDoesNotSpin(policy: WaitPolicy) throws {
+        let miniport = try MiniportProcess(
+            driver: "hub", arguments: ["--policy", "lossless", "--stall-timeout-ms", "0", "--wait", policy.rawValue])
+        let stuck = try miniport.protocolProcess(["recv", "--hold-us", "100000000"])
+        _ = try miniport.waitForStatistics { $0.bindings == 1 }
+        let sender = try miniport.protocolProcess(["send", "--count", "5000"])
+        defer {
+            sender.stop()
+            stuck.stop()
+        }
+        _ = try miniport.waitForStatistics { $0.packetsOutstanding > 0 }
+        usleep(200_000)
+        let pid = miniport.process.process.processIdentifier
+        let before = try Self.cpuTicks(pid)
+        usleep(1_000_000)
+        let used = try Self.cpuTicks(pid) - before
+        // Spinning is 100 ticks a second; a short sleep between polls is a few.
+        #expect(used < 40, "the waiting miniport used \(used) of 100 ticks in 1 s")
+    }
+
+    /// utime + stime of `pid`, in clock ticks (1/100 s).
+    static func cpuTicks(_ pid: Int32) throws -> Int {
+        let stat = try String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8)
+        let fields = stat[stat.range(of: ")")!.upperBound...].split(separator: " ")
+        return Int(fields[11])! + Int(fields[12])!
+    }
+
     /// Voluntary and involuntary context switches of every thread of `pid`.
     static func contextSwitches(_ pid: Int32) throws -> Int {
         let tasks = try FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task")
