@@ -2,7 +2,7 @@ import Glibc
 public import RingportCore
 
 /// The spin before a sleep, bounded by the clock, for `WaitPolicy.adaptive`; it offers the CPU every
-/// microsecond while someone else takes it, so a peer on the same CPU is not kept from giving us work. The budget learns from what
+/// microsecond, so a peer on the same CPU is not kept from giving us work. The budget learns from what
 /// spinning found: a wait that ended while spinning lets it grow to twice that wait, a spin that found
 /// nothing halves it, so spinning that rarely pays stops costing. A small floor keeps probing, so short waits
 /// are noticed again when the traffic changes.
@@ -13,9 +13,6 @@ public struct AdaptiveSpin: Sendable {
     public static let sliceNanoseconds: UInt64 = 1_000
 
     public private(set) var budgetNanoseconds: UInt64 = 20_000
-    /// Waits left before a yield is tried again, after one that came straight back.
-    var quietWaitsLeft = 0
-    static let quietWaits = 64
     /// Waits that ended in a sleep.
     public private(set) var sleeps: UInt64 = 0
 
@@ -37,16 +34,12 @@ public struct AdaptiveSpin: Sendable {
             }
         case .adaptive:
             // Spinning, and between slices the CPU offered to whatever else is runnable here (the peer that
-            // would give us work may be waiting for it), until the budget is spent. A yield that comes straight
-            // back found no one to run: the rest of this wait only spins (no syscall per microsecond).
+            // would give us work may be waiting for it), until the budget is spent.
             let start = ProcessControl.monotonicNanoseconds()
             guard deadline > start else { return ready() }  // a poll, not a wait: nothing to learn
             let end = min(deadline, start &+ budgetNanoseconds)
             let budgetEnds = end == start &+ budgetNanoseconds  // else the caller's deadline does
             var now = start
-            // A yield that found no one is not tried again for the next `quietWaits` waits.
-            var yielding = quietWaitsLeft == 0
-            if !yielding { quietWaitsLeft -= 1 }
             repeat {
                 let slice = min(end, now &+ Self.sliceNanoseconds)
                 repeat {
@@ -59,12 +52,8 @@ public struct AdaptiveSpin: Sendable {
                     }
                     now = ProcessControl.monotonicNanoseconds()
                 } while now < slice
-                guard yielding else { continue }
                 sched_yield()
-                let back = ProcessControl.monotonicNanoseconds()
-                yielding = back &- now >= Self.sliceNanoseconds
-                if !yielding { quietWaitsLeft = Self.quietWaits }
-                now = back
+                now = ProcessControl.monotonicNanoseconds()
                 if ready() {
                     found(after: now &- start)
                     return true

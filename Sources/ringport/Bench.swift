@@ -94,14 +94,17 @@ struct Bench: ParsableCommand {
             }
             // Nothing more to send until packets come back: a blocking binding sleeps for them; otherwise the
             // loop polls (the benchmark measures the send path, not a wait).
-            let handler: (consuming Packet, NDISStatus) -> Void = { packet, status in
-                if status != .success { errors += 1 }
-                spare.append(packet)
-            }
             if wait == .blocking && (spare.isEmpty || sent == packets) {
-                completed += adapter.waitForCompletions(timeoutSeconds: 10, handler)
+                completed += adapter.waitForCompletions(timeoutSeconds: 10) { packet, status in
+                    if status != .success { errors += 1 }
+                    spare.append(packet)
+                }
             } else {
-                completed += adapter.pollCompletions(handler)
+                // A closure literal each time, not a stored one: its captures stay on the stack.
+                completed += adapter.pollCompletions { packet, status in
+                    if status != .success { errors += 1 }
+                    spare.append(packet)
+                }
             }
             if case .closed(let reason) = adapter.state { throw ValidationError("binding closed: \(reason)") }
         }
