@@ -288,13 +288,13 @@ public final class Adapter {
     // MARK: Handles
 
     @inline(__always) func handleCreated() {
-        if liveHandles == 0 { _ = Unmanaged.passUnretained(self).retain() }
+        if liveHandles == 0 { UncountedReference(self).retain() }
         liveHandles += 1
     }
 
     /// For the binding's own methods (their caller holds it): the last handle's drop releases it.
     @inline(__always) func handleDropped(_ count: Int = 1) {
-        if handleDroppedKeepingReference(count) { Unmanaged.passUnretained(self).release() }
+        if handleDroppedKeepingReference(count) { UncountedReference(self).release() }
     }
 
     /// Drops `count` handles; true if they were the last, and the caller must then release the binding once,

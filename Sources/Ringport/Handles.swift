@@ -4,23 +4,23 @@ public import RingportCore
 /// holds one reference to itself while there are any (`Adapter.handleCreated`/`handleDropped`), so it
 /// outlives every handle, and a handle reaches it without a retain or release.
 struct BindingReference {
-    let unmanaged: Unmanaged<Adapter>
+    let reference: UncountedReference<Adapter>
 
-    init(_ adapter: Adapter) { unmanaged = .passUnretained(adapter) }
+    init(_ adapter: Adapter) { reference = UncountedReference(adapter) }
 
     /// Calls `body` with the binding, which the live-handle count keeps alive.
     @inline(__always) func callAsFunction<R>(_ body: (Adapter) throws -> R) rethrows -> R {
-        try unmanaged._withUnsafeGuaranteedRef(body)
+        try reference(body)
     }
 
     /// Calls `body` with the binding, then gives up one handle's count. The binding's last release, if this
     /// was its last handle, comes after `body` and outside the scope that promises the binding alive.
     @inline(__always) func dropHandle(_ body: (Adapter) -> Void) {
-        let last = unmanaged._withUnsafeGuaranteedRef { adapter -> Bool in
+        let last = reference { adapter -> Bool in
             body(adapter)
             return adapter.handleDroppedKeepingReference()
         }
-        if last { unmanaged.release() }
+        if last { reference.release() }
     }
 
     @inline(__always) func refers(to adapter: Adapter) -> Bool { self { $0 === adapter } }

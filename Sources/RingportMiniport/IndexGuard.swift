@@ -77,29 +77,12 @@ package struct BindingIndexGuard {
     var transmitFragments = RingIndexRecord()
     var receivePackets = RingIndexRecord()
     var receiveFragments = RingIndexRecord()
-    /// `BeginIndex` of each ring at the last check (for `capture`).
+    /// `BeginIndex` of each ring at the last check (for `MiniportBinding.captureIndices`).
     var begins: (UInt32, UInt32, UInt32, UInt32) = (0, 0, 0, 0)
-
-    mutating func verify(transmit: NetRingCollection, receive: NetRingCollection) throws(NetRingViolation) {
-        let tx = transmit.stored
-        let rx = receive.stored
-        try transmitPackets.verify(transmit.packetRing, .packet, begin: tx.packetBegin, next: tx.packetNext)
-        try transmitFragments.verify(transmit.fragmentRing, .fragment, begin: tx.fragmentBegin, next: tx.fragmentNext)
-        try receivePackets.verify(receive.packetRing, .packet, begin: rx.packetBegin, next: rx.packetNext)
-        try receiveFragments.verify(receive.fragmentRing, .fragment, begin: rx.fragmentBegin, next: rx.fragmentNext)
-        begins = (tx.packetBegin, tx.fragmentBegin, rx.packetBegin, rx.fragmentBegin)
-    }
-
-    package mutating func capture(transmit: NetRingCollection, receive: NetRingCollection) {
-        transmitPackets.capture(transmit.packetRing, previousBegin: begins.0)
-        transmitFragments.capture(transmit.fragmentRing, previousBegin: begins.1)
-        receivePackets.capture(receive.packetRing, previousBegin: begins.2)
-        receiveFragments.capture(receive.fragmentRing, previousBegin: begins.3)
-    }
 }
 
 extension MiniportBinding {
-    /// The turn's check of the four rings (`BindingIndexGuard.verify`), from the binding's own fields: no
+    /// The turn's check of the four rings, from the binding's own fields: no
     /// ring collection is copied (a copy retains its references).
     @inline(__always)
     func verifyIndices() throws(NetRingViolation) {

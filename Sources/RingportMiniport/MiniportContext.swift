@@ -368,7 +368,8 @@ public final class MiniportContext {
         if !bindings.isEmpty {
             for k in 0..<bindings.count {
                 // `bindings` holds it for the pass: no reference counting per turn.
-                Unmanaged.passUnretained(bindings[(start + k) % bindings.count])._withUnsafeGuaranteedRef { binding in
+                let reference = UncountedReference(bindings[(start + k) % bindings.count])
+                reference { binding in
                     do throws(NetRingViolation) {
                         work += try turn(binding, budget: budget)
                     } catch {
@@ -381,7 +382,10 @@ public final class MiniportContext {
         let driverBusy = driver.poll(context: self)
         // A driver may have used receive queues in poll: accept the EndIndex its iterators saw.
         let open = self.bindings
-        for i in open.indices { Unmanaged.passUnretained(open[i])._withUnsafeGuaranteedRef { $0.captureIndices() } }
+        for i in open.indices {
+            let reference = UncountedReference(open[i])
+            reference { $0.captureIndices() }
+        }
         wakeProtocols(open)
         return (work, driverBusy)
     }
@@ -392,7 +396,8 @@ public final class MiniportContext {
     func wakeProtocols(_ open: [MiniportBinding]) {
         var fenced = false
         for i in open.indices {
-            Unmanaged.passUnretained(open[i])._withUnsafeGuaranteedRef { binding in
+            let reference = UncountedReference(open[i])
+            reference { binding in
                 let transmit = binding.rings.stored.packetBegin
                 let receive = binding.receive.stored.packetBegin
                 guard transmit != binding.wokenAtTransmit || receive != binding.wokenAtReceive else { return }
