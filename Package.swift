@@ -8,29 +8,33 @@ let strict: [SwiftSetting] = [
 let package = Package(
     name: "Ringport",
     products: [
-        .library(name: "RingportCore", targets: ["RingportCore"]),
-        .library(name: "RingportSystem", targets: ["RingportSystem"]),
+        // The protocol library: a client imports `Ringport` only.
         .library(name: "Ringport", targets: ["Ringport"]),
         // The driver SDK: MiniportDriver and its models, MiniportContext, and the embedding API (Miniport).
         .library(name: "RingportMiniport", targets: ["RingportMiniport"]),
         .executable(name: "ringportd", targets: ["ringportd"]),
         .executable(name: "ringport", targets: ["ringport"]),
-        .executable(name: "ringport-peer", targets: ["ringport-peer"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-atomics.git", from: "1.3.0"),
         .package(url: "https://github.com/apple/swift-system.git", from: "1.8.1"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-collections.git", from: "1.6.0"),
+        .package(url: "https://github.com/swiftlang/swift-subprocess.git", from: "1.0.2"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        .package(url: "https://github.com/swiftlang/swift-docc-plugin.git", from: "1.5.0"),
     ],
     targets: [
         // C: only what Swift cannot call (futex, prctl) and the shared layout structs.
-        .target(name: "CRingportShim"),
+        .target(name: "_RingportShim"),
         // Rings, iterators, elements, segment layout and checked mode. No I/O.
         .target(
             name: "RingportCore",
             dependencies: [
-                "CRingportShim",
+                "_RingportShim",
                 .product(name: "Atomics", package: "swift-atomics"),
             ],
             swiftSettings: strict
@@ -39,7 +43,7 @@ let package = Package(
         .target(
             name: "RingportSystem",
             dependencies: [
-                "CRingportShim",
+                "_RingportShim",
                 "RingportCore",
                 .product(name: "SystemPackage", package: "swift-system"),
             ],
@@ -53,6 +57,8 @@ let package = Package(
             dependencies: [
                 "RingportCore", "RingportSystem",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "DequeModule", package: "swift-collections"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
             ],
             swiftSettings: strict
         ),
@@ -65,6 +71,8 @@ let package = Package(
                 "RingportMiniport", "RingportCore", "RingportSystem",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
             ],
             swiftSettings: strict
         ),
@@ -72,8 +80,9 @@ let package = Package(
         .executableTarget(
             name: "ringport",
             dependencies: [
-                "Ringport", "RingportCore", "RingportSystem", "CRingportShim",
+                "Ringport", "RingportCore", "RingportSystem", "_RingportShim",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
             ],
             swiftSettings: strict
         ),
@@ -91,7 +100,9 @@ let package = Package(
         // Drivers written outside the built-ins against the SDK's public API only, one per driver model.
         .target(
             name: "ExampleDrivers",
-            dependencies: ["RingportMiniport", "RingportCore"],
+            dependencies: [
+                "RingportMiniport", "RingportCore", .product(name: "DequeModule", package: "swift-collections"),
+            ],
             path: "Examples/ExampleDrivers",
             swiftSettings: strict
         ),
@@ -138,8 +149,20 @@ let package = Package(
             swiftSettings: strict
         ),
         // Spawning the package's executables from tests, with bounded waits.
-        .target(name: "TestSupport", dependencies: ["RingportCore", "RingportSystem"], path: "Tests/Support"),
-        .testTarget(name: "RingportCoreTests", dependencies: ["RingportCore", "CRingportShim"], swiftSettings: strict),
+        .target(
+            name: "TestSupport",
+            dependencies: [
+                "RingportCore", "RingportSystem",
+                .product(name: "Subprocess", package: "swift-subprocess"),
+                .product(name: "SystemPackage", package: "swift-system"),
+            ],
+            path: "Tests/Support"
+        ),
+        // Execs a test's process with PR_SET_PDEATHSIG armed, so a killed test run leaves no process behind.
+        .executableTarget(name: "spawn-guard", dependencies: ["RingportSystem"], path: "Tests/SpawnGuard"),
+        // A stand-in test process for the tests of TestSupport's spawning.
+        .executableTarget(name: "spawn-probe", dependencies: ["TestSupport"], path: "Tests/SpawnProbe"),
+        .testTarget(name: "RingportCoreTests", dependencies: ["RingportCore", "_RingportShim"], swiftSettings: strict),
         .testTarget(
             name: "RingportSystemTests",
             dependencies: ["RingportSystem", "RingportCore", "TestSupport"],

@@ -16,8 +16,6 @@ let package = Package(
             dependencies: [
                 .product(name: "Benchmark", package: "benchmark"),
                 .product(name: "Ringport", package: "Ringport"),
-                .product(name: "RingportCore", package: "Ringport"),
-                .product(name: "RingportSystem", package: "Ringport"),
                 .product(name: "RingportMiniport", package: "Ringport"),
                 .product(name: "Logging", package: "swift-log"),
             ],

@@ -1,3 +1,4 @@
+import DequeModule
 public import RingportCore
 public import RingportMiniport
 
@@ -12,14 +13,14 @@ public final class ReverseEchoDriver: SendPacketsHandler {
     public let name = "reverse-echo"
     public let isSerialized: Bool
     public let maxSendPackets = 8
-    var held: [MiniportPacket] = []  // deserialized: accepted, reply not yet delivered, in order
+    var held: Deque<MiniportPacket> = []  // deserialized: accepted, reply not yet delivered, in order
     var refused = false  // serialized: answered RESOURCES, owes a resources-available
 
     public init(serialized: Bool) { isSerialized = serialized }
 
     public func sendPackets(_ packets: [MiniportPacket], statuses: inout [NDISStatus], context: MiniportContext) {
         guard isSerialized else {
-            held += packets  // statuses are ignored for a deserialized driver
+            held.append(contentsOf: packets)  // statuses are ignored for a deserialized driver
             _ = deliverHeld(context: context)
             return
         }

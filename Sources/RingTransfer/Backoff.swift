@@ -8,7 +8,7 @@ struct Backoff {
     let spins: Int
     var idle = 0
     /// When the current idle spell gives up: set at its first yield, so the timeout counts from the last
-    /// progress (D12: a deadline fixed at the start failed any run longer than the timeout) and a busy side
+    /// progress (a deadline fixed at the start once failed any run longer than the timeout) and a busy side
     /// reads no clock.
     var deadline: UInt64 = 0
 
@@ -37,7 +37,7 @@ struct Backoff {
 }
 
 /// Why a transfer stopped early.
-public struct TransferFailure: Error, CustomStringConvertible {
-    public let description: String
-    public init(_ description: String) { self.description = description }
+package struct TransferFailure: Error, CustomStringConvertible {
+    package let description: String
+    package init(_ description: String) { self.description = description }
 }

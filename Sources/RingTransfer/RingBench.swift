@@ -3,9 +3,9 @@ import RingportCore
 /// The bare-ring benchmark: each packet is one packet element and one fragment element (32 bytes of
 /// descriptors). The OS side writes both and publishes once per batch; the driver side reads both, checks
 /// the sequence, and returns everything it read (fragments, then packets). No payload is touched.
-public enum RingBench {
+package enum RingBench {
     /// The OS side: sends `packets` packets in batches of `batch`, and reclaims them checking their order.
-    public static func runOS(_ rings: TransferRings, packets: Int, batch: Int, timeoutSeconds: Double = 60) throws {
+    package static func runOS(_ rings: TransferRings, packets: Int, batch: Int, timeoutSeconds: Double = 60) throws {
         var queue = OSRingQueue(packetRing: rings.packetRing, fragmentRing: rings.fragmentRing, checked: false)
         var backoff = Backoff(timeoutSeconds: timeoutSeconds, spins: Int.max)
         let total = UInt32(truncatingIfNeeded: packets)
@@ -44,7 +44,7 @@ public enum RingBench {
     }
 
     /// The driver side: receives `packets` packets, checking their sequence, and returns them.
-    public static func runDriver(_ rings: TransferRings, packets: Int, timeoutSeconds: Double = 60) throws {
+    package static func runDriver(_ rings: TransferRings, packets: Int, timeoutSeconds: Double = 60) throws {
         let collection = NetRingCollection(
             packetRing: rings.packetRing, fragmentRing: rings.fragmentRing, checked: false)
         var backoff = Backoff(timeoutSeconds: timeoutSeconds, spins: Int.max)

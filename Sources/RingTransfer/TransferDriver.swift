@@ -4,14 +4,14 @@ import RingportCore
 /// The driver side of a transfer, written as a NetAdapterCx transmit queue's Advance (RtEthSample):
 /// post (walk the post section, check each packet's fragments and payload, mark it done in `Scratch`),
 /// then drain (return everything posted: fragments first, then packets).
-public struct TransferDriver {
-    public let plan: TransferPlan
-    public let rings: NetRingCollection
-    public let data: DataArea
-    public private(set) var received: UInt64 = 0
-    public private(set) var bytes = 0
+package struct TransferDriver {
+    package let plan: TransferPlan
+    package let rings: NetRingCollection
+    package let data: DataArea
+    package private(set) var received: UInt64 = 0
+    package private(set) var bytes = 0
 
-    public init(plan: TransferPlan, rings: TransferRings, checked: Bool = NetRingChecking.isEnabledByDefault) {
+    package init(plan: TransferPlan, rings: TransferRings, checked: Bool = NetRingChecking.isEnabledByDefault) {
         self.plan = plan
         self.rings = NetRingCollection(packetRing: rings.packetRing, fragmentRing: rings.fragmentRing, checked: checked)
         data = rings.data
@@ -19,7 +19,7 @@ public struct TransferDriver {
 
     /// Runs until every planned packet was received and returned. `stallMicroseconds` sleeps after each
     /// Advance that moved packets: a slow driver, for tests of the OS side's patience.
-    public mutating func run(timeoutSeconds: Double = 60, spins: Int = 256, stallMicroseconds: Int = 0) throws {
+    package mutating func run(timeoutSeconds: Double = 60, spins: Int = 256, stallMicroseconds: Int = 0) throws {
         var backoff = Backoff(timeoutSeconds: timeoutSeconds, spins: spins)
         let total = UInt64(plan.packets)
         while received < total {
@@ -33,7 +33,7 @@ public struct TransferDriver {
     }
 
     /// One Advance: returns how many packets it posted and returned.
-    public mutating func advance() throws -> Int {
+    package mutating func advance() throws -> Int {
         var packets = rings.postPackets()
         guard packets.hasAny else { return 0 }
         var fragmentEnd = rings.fragmentRing.loadNextIndex()

@@ -2,14 +2,14 @@ import RingportCore
 
 /// The OS side of a transfer: fills packets and their payload, publishes them in batches, and takes them
 /// back in order, checking each returned packet is the next one sent and was marked done by the driver.
-public struct TransferOS {
-    public let plan: TransferPlan
-    public let rings: TransferRings
+package struct TransferOS {
+    package let plan: TransferPlan
+    package let rings: TransferRings
     var queue: OSRingQueue
     /// A fault to inject, to show the driver side detects it.
-    public var fault: TransferFault?
+    package var fault: TransferFault?
 
-    public init(plan: TransferPlan, rings: TransferRings, checked: Bool = NetRingChecking.isEnabledByDefault) {
+    package init(plan: TransferPlan, rings: TransferRings, checked: Bool = NetRingChecking.isEnabledByDefault) {
         self.plan = plan
         self.rings = rings
         queue = OSRingQueue(packetRing: rings.packetRing, fragmentRing: rings.fragmentRing, checked: checked)
@@ -18,7 +18,7 @@ public struct TransferOS {
     /// Runs until every packet came back; returns the number of payload bytes sent. Gives up after
     /// `timeoutSeconds` without progress (not in total: a long run on a slow machine is fine).
     /// `isPeerAlive` is asked while idle: a dead driver ends the run at once instead of at the timeout.
-    public mutating func run(
+    package mutating func run(
         timeoutSeconds: Double = 60,
         spins: Int = 256,
         isPeerAlive: () -> Bool = { true }
@@ -104,7 +104,7 @@ public struct TransferOS {
 }
 
 /// A fault the OS side injects into one packet.
-public enum TransferFault: Sendable, Equatable {
+package enum TransferFault: Sendable, Equatable {
     /// Flip the first payload byte of the packet's first fragment.
     case payloadByte(packet: UInt64)
     /// Point the packet's first fragment at a chunk past the end of the data area.

@@ -3,17 +3,17 @@ import RingportCore
 /// A two-process transfer through one queue's rings: the OS side sends `packets` packets of
 /// 1...`maxFragments` fragments; the driver side checks order and every payload byte and returns them.
 /// Both sides derive each packet's shape and bytes from `seed` and its sequence number.
-public struct TransferPlan: Sendable, Equatable {
-    public var packets: Int
-    public var maxFragments: Int
-    public var maxFragmentBytes: Int
-    public var seed: UInt64
+package struct TransferPlan: Sendable, Equatable {
+    package var packets: Int
+    package var maxFragments: Int
+    package var maxFragmentBytes: Int
+    package var seed: UInt64
     /// Packets the OS publishes with one `EndIndex` store.
-    public var batch: Int
+    package var batch: Int
     /// Whether payload is written and checked (off: descriptors only, for the bare-ring benchmark).
-    public var payload: Bool
+    package var payload: Bool
 
-    public init(
+    package init(
         packets: Int,
         maxFragments: Int = 4,
         maxFragmentBytes: Int = 64,
@@ -30,22 +30,22 @@ public struct TransferPlan: Sendable, Equatable {
     }
 
     /// The shape of packet `sequence`: its fragments' lengths and offsets.
-    @inlinable public func shape(of sequence: UInt64) -> PacketShape {
-        var state = seed ^ (sequence &* 0x9E37_79B9_7F4A_7C15)
+    @inlinable package func shape(of sequence: UInt64) -> PacketShape {
+        var state = seed ^ (sequence &* SplitMix64.increment)
         let count = maxFragments == 1 ? 1 : 1 + Int(splitmix(&state) % UInt64(maxFragments))
         return PacketShape(sequence: sequence, fragmentCount: count, state: state, maxBytes: maxFragmentBytes)
     }
 
     /// The byte at `position` of fragment `fragment` of packet `sequence`.
-    @inlinable public static func byte(_ sequence: UInt64, _ fragment: Int, _ position: Int) -> UInt8 {
+    @inlinable package static func byte(_ sequence: UInt64, _ fragment: Int, _ position: Int) -> UInt8 {
         UInt8(truncatingIfNeeded: sequence &* 131 &+ UInt64(fragment) &* 31 &+ UInt64(position) &* 7)
     }
 }
 
 /// One packet's fragment layout, drawn from the plan's seed.
-public struct PacketShape {
-    public let sequence: UInt64
-    public let fragmentCount: Int
+package struct PacketShape {
+    package let sequence: UInt64
+    package let fragmentCount: Int
     @usableFromInline var state: UInt64
     @usableFromInline let maxBytes: Int
 
@@ -57,16 +57,10 @@ public struct PacketShape {
     }
 
     /// The next fragment's length (1...maxBytes) and offset in its chunk (0...63).
-    @inlinable public mutating func nextFragment() -> (length: Int, offset: Int) {
+    @inlinable package mutating func nextFragment() -> (length: Int, offset: Int) {
         let r = splitmix(&state)
         return (1 + Int(r % UInt64(maxBytes)), Int((r >> 32) % 64))
     }
 }
 
-@inlinable func splitmix(_ state: inout UInt64) -> UInt64 {
-    state &+= 0x9E37_79B9_7F4A_7C15
-    var z = state
-    z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-    z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-    return z ^ (z >> 31)
-}
+@inlinable func splitmix(_ state: inout UInt64) -> UInt64 { SplitMix64.next(&state) }

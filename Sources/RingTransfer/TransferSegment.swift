@@ -3,18 +3,18 @@ import RingportSystem
 
 /// The segment of a transfer: one transmit queue (packet ring, fragment ring) and a data area with one
 /// chunk per fragment element, so the OS can pair a fragment slot with its chunk.
-public struct TransferGeometry: Sendable, Equatable {
-    public var packetRingSize: Int
-    public var fragmentRingSize: Int
-    public var chunkSize: Int
+package struct TransferGeometry: Sendable, Equatable {
+    package var packetRingSize: Int
+    package var fragmentRingSize: Int
+    package var chunkSize: Int
 
-    public init(packetRingSize: Int = 64, fragmentRingSize: Int = 256, chunkSize: Int = 256) {
+    package init(packetRingSize: Int = 64, fragmentRingSize: Int = 256, chunkSize: Int = 256) {
         self.packetRingSize = packetRingSize
         self.fragmentRingSize = fragmentRingSize
         self.chunkSize = chunkSize
     }
 
-    public var layout: SegmentLayout {
+    package var layout: SegmentLayout {
         var layout = SegmentLayout()
         layout.add(.control, length: 128)
         layout.add(.packetRing, length: NetRing.regionSize(count: packetRingSize, stride: NetPacket.size))
@@ -25,15 +25,15 @@ public struct TransferGeometry: Sendable, Equatable {
 }
 
 /// The rings and data area of a mapped transfer segment.
-public struct TransferRings {
-    public let packetRing: NetRing
-    public let fragmentRing: NetRing
-    public let data: DataArea
+package struct TransferRings {
+    package let packetRing: NetRing
+    package let fragmentRing: NetRing
+    package let data: DataArea
     /// Set to the driver's process id once it has attached: the benchmark starts its clock after it.
-    public let driverReady: SharedWord
+    package let driverReady: SharedWord
 
     /// Writes fresh ring headers into a segment made with `geometry.layout` (the OS side does this).
-    public static func initialize(_ segment: borrowing SharedSegment, _ geometry: TransferGeometry) throws
+    package static func initialize(_ segment: borrowing SharedSegment, _ geometry: TransferGeometry) throws
         -> TransferRings
     {
         let flags: NetRingFlags = .transmit
@@ -55,7 +55,7 @@ public struct TransferRings {
     }
 
     /// Validates the rings of a segment another process made (the driver side does this).
-    public static func attach(_ segment: borrowing SharedSegment, chunkSize: Int) throws -> TransferRings {
+    package static func attach(_ segment: borrowing SharedSegment, chunkSize: Int) throws -> TransferRings {
         let packetRing = try NetRing.attach(to: try segment.bytes(of: .packetRing))
         let fragmentRing = try NetRing.attach(to: try segment.bytes(of: .fragmentRing))
         guard packetRing.flags.contains(.packet), fragmentRing.flags.contains(.fragment) else {

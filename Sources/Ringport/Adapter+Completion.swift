@@ -22,7 +22,15 @@ extension Adapter {
                 completed += 1
             }
         }
-        if completed == 0 { checkLiveness() }
+        if completed == 0 {
+            checkLiveness()
+        } else {
+            poolPublishCountdown &-= 1
+            if poolPublishCountdown <= 0 {
+                poolPublishCountdown = 64
+                publishStatistics()
+            }
+        }
         return completed
     }
 

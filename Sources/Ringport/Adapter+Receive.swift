@@ -45,7 +45,8 @@ extension Adapter {
 
     /// Posts every free receive buffer and every free packet slot (Rx `EndIndex`), and wakes the miniport if
     /// it sleeps. Slots and buffers go separately: a frame the driver drops comes back as a packet with
-    /// `Ignore` and no buffer (§1.10), and its slot must be posted again while the buffer stays posted.
+    /// `Ignore` and no buffer (Docs/Contract.md §1.10), and its slot must be posted again while the buffer
+    /// stays posted.
     func postReceiveBuffers() {
         guard case .open = state else { return }
         let slots = receive.freePackets

@@ -50,10 +50,10 @@ extension Adapter {
         handleDropped(used ? 1 : 0)
     }
 
-    /// The runtime ownership checks (DESIGN.md I3): the handle must be this binding's, current, and held.
-    /// A packet that passes is the miniport's: written into `batch` if nothing waits before it and it fits,
-    /// else backlogged. Returns whether the handle was used up here (sent, or dropped as stale); the
-    /// caller drops those from the live-handle count.
+    /// The runtime ownership checks (Docs/Design.md, invariant 3): the handle must be this binding's,
+    /// current, and held. A packet that passes is the miniport's: written into `batch` if nothing waits
+    /// before it and it fits, else backlogged. Returns whether the handle was used up here (sent, or dropped
+    /// as stale); the caller drops those from the live-handle count.
     func submit(_ raw: RawPacket, _ batch: inout TransmitBatch) -> Bool {
         guard raw.binding.refers(to: self) else {
             // Another binding's packet: recorded here, this binding untouched; it completes on its own.

@@ -28,13 +28,17 @@ extension Adapter {
             let now = ProcessControl.monotonicNanoseconds()
             if now >= deadline { return 0 }
             spinner.willSleep()
+            publishStatistics()
             // Unwatched (no descriptor was left for the watch), the socket is looked at every 50 ms instead.
             let timeout = Int64(clamping: flag == nil ? min(deadline - now, 50_000_000) : deadline - now)
             _ = regions.control.protocolWake.sleep(timeoutNanoseconds: timeout) {
                 ring.loadBeginIndex() != seen || flag?.isSet == true || (flag == nil && socket.isReadable())
+                    || Interruption.isRequested
             }
             lastLivenessCheck = 0
             checkLiveness()
+            // A tool's Ctrl-C (the signal cut the sleep short): return, so it can print its summary.
+            if Interruption.isRequested { return 0 }
         }
     }
 

@@ -10,8 +10,11 @@ public import RingportSystem
 /// misbehaving miniport can corrupt only data, never this process's bookkeeping; the copies in the segment
 /// are for the miniport's benefit.
 public final class Adapter {
+    /// The adapter's name, as given to `open` (for example `ringport0`).
     public let name: String
+    /// The miniport's id for this binding, unique among the bindings it serves (as `ringport stat` shows it).
     public let bindingID: UInt64
+    /// What the miniport granted: pool sizes, ring sizes, chunk size and packet filter (at most what was asked).
     public let configuration: BindingConfiguration
     let segment: SharedSegment
     let regions: BindingRegions
@@ -56,6 +59,7 @@ public final class Adapter {
     @exclusivity(unchecked) var localCompletions: [(RawPacket, NDISStatus)] = []
     /// Packets given to the miniport (ring or backlog) and not completed yet.
     @exclusivity(unchecked) public internal(set) var outstandingSends = 0
+    /// Whether the binding is open, closing or closed, and why it closed.
     @exclusivity(unchecked) public internal(set) var state: State = .open
     /// Handle misuses the runtime checks caught (such handles are dropped, not sent).
     public internal(set) var misuses: [PacketMisuse] = []
@@ -65,13 +69,19 @@ public final class Adapter {
     /// and handles themselves are not reference-counted. A plain count: one thread uses a binding.
     @exclusivity(unchecked) var liveHandles = 0
     /// What this binding's waits do when nothing has come (`waitForCompletions`, `waitForReceives`).
-    public var waitPolicy: WaitPolicy = .default
+    public var waitPolicy: WaitPolicy = .default {
+        didSet { regions.control.setProtocolStatistic(.waitPolicy, waitPolicy.code) }  // for `ringport stat`
+    }
+    /// Completion batches until pool use is published again (`publishStatistics`).
+    @exclusivity(unchecked) var poolPublishCountdown = 1
     /// The adaptive spin's learned budget, and how many waits ended in a sleep.
     @exclusivity(unchecked) var spinner = AdaptiveSpin()
     /// Set when the miniport's end of the control socket closes; nil if no watch could be set up.
     let hangup: (id: UInt64, flag: HangupWatcher.Flag)?
 
+    /// The life of a binding: open, then closing (while `close` waits), then closed.
     public enum State: Equatable, Sendable {
+        /// Sends go to the miniport.
         case open
         /// `close` is waiting for outstanding sends; new sends complete with `CLOSING`.
         case closing
@@ -239,6 +249,17 @@ public final class Adapter {
             receiveFreeChunks.append(chunk)
         }
         postReceiveBuffers()
+        publishStatistics()
+    }
+
+    /// Publishes what only this side knows (wait policy, sleeps, pool use) in the control block's protocol
+    /// block, for `ringport stat`: plain stores, at sleeps and every few completion batches, never per packet.
+    func publishStatistics() {
+        let control = regions.control
+        control.setProtocolStatistic(.waitPolicy, waitPolicy.code)
+        control.setProtocolStatistic(.sleeps, spinner.sleeps)
+        control.setProtocolStatistic(.packetsInUse, UInt64(packetPoolUsage))
+        control.setProtocolStatistic(.chunksInUse, UInt64(max(0, bufferPoolUsage)))
     }
 
     deinit {
@@ -251,6 +272,7 @@ public final class Adapter {
     /// `NdisAllocatePacket`: a zeroed descriptor with an empty chain; `RESOURCES` when the pool is used up.
     public func allocatePacket() throws(AdapterError) -> Packet {
         guard let index = freePacketList.popLast().map(Int.init) else {
+            publishStatistics()  // a used-up pool is what `ringport stat` is asked about
             throw .resources("the packet pool (\(configuration.packetCount)) is used up")
         }
         generation[index] &+= 1
@@ -272,6 +294,7 @@ public final class Adapter {
             throw .invalidArgument("buffer length \(length) exceeds the chunk size \(configuration.chunkSize)")
         }
         guard let index = freeBufferList.popLast().map(Int.init) else {
+            publishStatistics()  // a used-up pool is what `ringport stat` is asked about
             throw .resources("the buffer pool (\(configuration.chunkCount)) is used up")
         }
         bufferOffset[index] = 0

@@ -18,8 +18,10 @@ public enum AdapterError: Error, CustomStringConvertible {
     case badSegment(String)
     /// The miniport broke the ring contract; the binding was closed.
     case ringViolation(NetRingViolation)
+    /// An argument out of range (a bad adapter name, a buffer longer than a chunk).
     case invalidArgument(String)
 
+    /// The NDIS status that stands for the error.
     public var status: NDISStatus {
         switch self {
         case .adapterNotFound: .adapterNotFound
@@ -32,6 +34,7 @@ public enum AdapterError: Error, CustomStringConvertible {
         }
     }
 
+    /// The status's name and what went wrong, on one line.
     public var description: String {
         switch self {
         case .adapterNotFound(let name, let path): "ADAPTER_NOT_FOUND: no miniport serves \(name) (\(path))"
@@ -48,6 +51,7 @@ public enum AdapterError: Error, CustomStringConvertible {
 
 /// A misuse of a packet handle that the runtime checks caught (the handle was dropped, not sent).
 public struct PacketMisuse: Hashable, Sendable, CustomStringConvertible {
+    /// What was wrong with the handle.
     public enum Kind: String, Sendable {
         /// The handle's generation is not the descriptor's: it outlived its packet.
         case stale
@@ -58,11 +62,15 @@ public struct PacketMisuse: Hashable, Sendable, CustomStringConvertible {
         /// there with `INVALID_PACKET`, the buffer returns to A's pool).
         case foreignBinding
     }
+    /// What was wrong with the handle.
     public let kind: Kind
+    /// The index of the packet descriptor the handle named.
     public let descriptor: Int
+    /// A misuse of `kind` on packet descriptor `descriptor`.
     public init(kind: Kind, descriptor: Int) {
         self.kind = kind
         self.descriptor = descriptor
     }
+    /// The kind and the descriptor, on one line.
     public var description: String { "\(kind.rawValue) handle for packet descriptor \(descriptor)" }
 }

@@ -34,6 +34,7 @@ struct BindingReference {
 /// (`NdisFreePacket`). Its fields live in the binding's segment.
 public struct Packet: ~Copyable {
     let binding: BindingReference
+    /// The descriptor's index in the binding's pool (stable for the packet's life; reused after it is freed).
     public let descriptorIndex: Int
     let generation: UInt32
 
@@ -158,10 +159,12 @@ public struct Packet: ~Copyable {
     }
     /// `NDIS_GET_PACKET_TIME_SENT`: the same eight bytes, which a miniport may set while it holds the packet.
     public var timeSent: UInt64 { descriptor.timeToSend }
+    /// `NDIS_GET_PACKET_TIME_RECEIVED`: the out-of-band receive time (not interpreted by the library).
     public var timeReceived: UInt64 {
         get { descriptor.timeReceived }
         nonmutating set { descriptor.timeReceived = newValue }
     }
+    /// `NDIS_SET_PACKET_HEADER_SIZE`: the out-of-band header size in bytes, which the driver may read.
     public var headerSize: Int {
         get { Int(descriptor.headerSize) }
         nonmutating set { descriptor.headerSize = UInt32(clamping: newValue) }
@@ -258,7 +261,9 @@ struct RawPacket {
 public struct PacketArray: ~Copyable {
     var packets: LocalStack<RawPacket>
 
+    /// An empty array.
     public init() { packets = LocalStack() }
+    /// An empty array with room for `capacity` packets, so filling it up to that allocates nothing.
     public init(reservingCapacity capacity: Int) { packets = LocalStack(reservingCapacity: capacity) }
 
     deinit {
@@ -268,9 +273,12 @@ public struct PacketArray: ~Copyable {
         }
     }
 
+    /// The packets in the array.
     public var count: Int { packets.count }
+    /// Whether the array holds no packet.
     public var isEmpty: Bool { packets.isEmpty }
 
+    /// Adds `packet` at the end; the array owns it until it is sent, taken out, or freed with the array.
     public mutating func append(_ packet: consuming Packet) { packets.append(packet.take()) }
 
     /// Removes and returns the last packet.

@@ -10,9 +10,11 @@ public struct BindingConfiguration: Hashable, Sendable {
     public var protocolReservedBytes: Int
     /// Data-area chunks; one buffer descriptor per chunk.
     public var chunkCount: Int
+    /// Bytes per chunk: the largest buffer, and so the largest received frame.
     public var chunkSize: Int
     /// Elements of the transmit packet ring (a power of two); the fragment ring has `fragmentsPerPacket` times as many.
     public var transmitRingSize: Int
+    /// The most buffers one transmit packet may chain (a power of two).
     public var fragmentsPerPacket: Int
     /// Elements of the receive packet ring and of its fragment ring (one buffer per received packet).
     public var receiveRingSize: Int
@@ -20,6 +22,7 @@ public struct BindingConfiguration: Hashable, Sendable {
     /// lossless driver never waits for it.
     public var packetFilter: PacketFilter
 
+    /// A configuration with these sizes; a miniport grants at most `maximum` and rounds as `clamped` does.
     public init(
         packetCount: Int = 1024,
         protocolReservedBytes: Int = 16,
@@ -67,11 +70,13 @@ public struct BindingConfiguration: Hashable, Sendable {
         )
     }
 
-    public var descriptorStride: Int { PacketDescriptor.fixedSize + (protocolReservedBytes + 63) & ~63 }
-    public var fragmentRingSize: Int { transmitRingSize * fragmentsPerPacket }
+    @usableFromInline package var descriptorStride: Int {
+        PacketDescriptor.fixedSize + (protocolReservedBytes + 63) & ~63
+    }
+    @usableFromInline package var fragmentRingSize: Int { transmitRingSize * fragmentsPerPacket }
 
     /// The segment's regions, in order.
-    public var layout: SegmentLayout {
+    package var layout: SegmentLayout {
         var layout = SegmentLayout()
         layout.add(.control, length: ControlBlock.size)
         layout.add(.descriptorTable, length: packetCount * descriptorStride)
@@ -97,38 +102,46 @@ public struct BindingConfiguration: Hashable, Sendable {
 /// not parse addresses: they deliver every frame to a binding whose filter is not empty, and none to one
 /// whose filter is empty.
 public struct PacketFilter: OptionSet, Hashable, Sendable {
+    /// The `NDIS_PACKET_TYPE_*` bits.
     public let rawValue: UInt32
+    /// The filter with these bits.
     public init(rawValue: UInt32) { self.rawValue = rawValue }
 
+    /// Frames addressed to this binding.
     public static let directed = PacketFilter(rawValue: 0x1)
+    /// Frames to the multicast addresses it joined.
     public static let multicast = PacketFilter(rawValue: 0x2)
+    /// Every multicast frame.
     public static let allMulticast = PacketFilter(rawValue: 0x4)
+    /// Broadcast frames.
     public static let broadcast = PacketFilter(rawValue: 0x8)
+    /// Every frame.
     public static let promiscuous = PacketFilter(rawValue: 0x20)
     /// Nothing: a binding that only sends.
     public static let none: PacketFilter = []
+    /// Directed, multicast and broadcast: what a binding receives unless it says otherwise.
     public static let `default`: PacketFilter = [.directed, .multicast, .broadcast]
     static let known: PacketFilter = [.directed, .multicast, .allMulticast, .broadcast, .promiscuous]
 }
 
 extension RegionKind {
-    public static let bufferTable = RegionKind(rawValue: 6)
+    @usableFromInline package static let bufferTable = RegionKind(rawValue: 6)
 }
 
 /// A binding's segment, validated: the views of each region, made from a private copy of the geometry.
-public struct BindingRegions {
-    public let configuration: BindingConfiguration
-    public let control: ControlBlock
-    public let descriptors: DescriptorTable
-    public let buffers: BufferTable
-    public let transmitPacketRing: NetRing
-    public let transmitFragmentRing: NetRing
-    public let receivePacketRing: NetRing
-    public let receiveFragmentRing: NetRing
-    public let data: DataArea
+@usableFromInline package struct BindingRegions {
+    @usableFromInline package let configuration: BindingConfiguration
+    @usableFromInline package let control: ControlBlock
+    @usableFromInline package let descriptors: DescriptorTable
+    @usableFromInline package let buffers: BufferTable
+    @usableFromInline package let transmitPacketRing: NetRing
+    @usableFromInline package let transmitFragmentRing: NetRing
+    @usableFromInline package let receivePacketRing: NetRing
+    @usableFromInline package let receiveFragmentRing: NetRing
+    @usableFromInline package let data: DataArea
 
     /// Writes fresh ring headers and the control block into a new segment (the miniport does this).
-    public static func initialize(
+    package static func initialize(
         header: SegmentHeader,
         configuration: BindingConfiguration,
         bytes: (Region) -> UnsafeMutableRawBufferPointer
@@ -175,7 +188,7 @@ public struct BindingRegions {
     }
 
     /// Validates a binding segment: its configuration against its regions, and its rings.
-    public static func attach(
+    package static func attach(
         header: SegmentHeader,
         bytes: (Region) -> UnsafeMutableRawBufferPointer
     ) throws(SegmentError) -> BindingRegions {

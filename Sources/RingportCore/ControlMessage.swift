@@ -1,6 +1,6 @@
 /// The control protocol between a protocol process and the miniport (one `SOCK_SEQPACKET` message each
 /// way per request). Binary, little-endian; every field is checked when decoded, since the peer wrote it.
-public enum ControlMessage: Hashable, Sendable {
+package enum ControlMessage: Hashable, Sendable {
     /// `NdisOpenAdapter`: the protocol asks for a binding of `adapter` with `requested` sizes.
     case open(version: UInt32, adapter: String, requested: BindingConfiguration, processID: Int32)
     /// The answer; on success the binding's segment descriptor travels with it (`SCM_RIGHTS`).
@@ -11,10 +11,18 @@ public enum ControlMessage: Hashable, Sendable {
     /// Asks for the adapter's statistics.
     case queryStatistics
     case statistics(AdapterStatistics)
+    /// Asks what serves the adapter (driver, miniport process, wait policy).
+    case queryAdapter
+    case adapter(AdapterInfo)
+    /// Asks for the open binding with the smallest id above `after` (0: the first): answered `binding`, or
+    /// `noMoreBindings`. One answer per question, so a listing never floods the connection's output.
+    case queryBinding(after: UInt64)
+    case binding(BindingStatistics)
+    case noMoreBindings
 
     /// The control protocol's version; `open` with another one is answered `BAD_VERSION`.
-    public static let version: UInt32 = 3
-    public static let maximumSize = 512
+    package static let version: UInt32 = 4
+    package static let maximumSize = 512
     static let magic: UInt32 = 0x5443_5052  // "RPCT"
 
     enum Kind: UInt32 {
@@ -24,9 +32,14 @@ public enum ControlMessage: Hashable, Sendable {
         case closed
         case queryStatistics
         case statistics
+        case queryAdapter
+        case adapter
+        case queryBinding
+        case binding
+        case noMoreBindings
     }
 
-    public func encoded() -> [UInt8] {
+    package func encoded() -> [UInt8] {
         var out = Encoder()
         out.u32(Self.magic)
         switch self {
@@ -51,12 +64,26 @@ public enum ControlMessage: Hashable, Sendable {
         case .statistics(let s):
             out.u32(Kind.statistics.rawValue)
             for value in s.values { out.u64(value) }
+        case .queryAdapter:
+            out.u32(Kind.queryAdapter.rawValue)
+        case .adapter(let info):
+            out.u32(Kind.adapter.rawValue)
+            out.string(info.driver)
+            for value in info.values { out.u64(value) }
+        case .queryBinding(let after):
+            out.u32(Kind.queryBinding.rawValue)
+            out.u64(after)
+        case .binding(let b):
+            out.u32(Kind.binding.rawValue)
+            for value in b.values { out.u64(value) }
+        case .noMoreBindings:
+            out.u32(Kind.noMoreBindings.rawValue)
         }
         return out.bytes
     }
 
     /// Decodes a message; nil if it is malformed in any way.
-    public static func decode(_ bytes: [UInt8]) -> ControlMessage? {
+    package static func decode(_ bytes: [UInt8]) -> ControlMessage? {
         var input = Decoder(bytes: bytes)
         guard bytes.count <= maximumSize, input.u32() == magic, let raw = input.u32(), let kind = Kind(rawValue: raw)
         else { return nil }
@@ -86,6 +113,19 @@ public enum ControlMessage: Hashable, Sendable {
                 values.append(value)
             }
             message = .statistics(AdapterStatistics(values: values))
+        case .queryAdapter:
+            message = .queryAdapter
+        case .adapter:
+            guard let driver = input.string(), let values = input.u64s(AdapterInfo.fieldCount) else { return nil }
+            message = .adapter(AdapterInfo(driver: driver, values: values))
+        case .queryBinding:
+            guard let after = input.u64() else { return nil }
+            message = .queryBinding(after: after)
+        case .binding:
+            guard let values = input.u64s(BindingStatistics.fieldCount) else { return nil }
+            message = .binding(BindingStatistics(values: values))
+        case .noMoreBindings:
+            message = .noMoreBindings
         }
         return input.isAtEnd ? message : nil
     }
@@ -124,6 +164,14 @@ public enum ControlMessage: Hashable, Sendable {
         mutating func u64() -> UInt64? {
             take(8).map { $0.reversed().reduce(0) { $0 << 8 | UInt64($1) } }
         }
+        mutating func u64s(_ count: Int) -> [UInt64]? {
+            var values: [UInt64] = []
+            for _ in 0..<count {
+                guard let value = u64() else { return nil }
+                values.append(value)
+            }
+            return values
+        }
         mutating func string() -> String? {
             guard let count = take(1)?.first, let utf8 = take(Int(count)) else { return nil }
             return String(validating: utf8, as: UTF8.self)
@@ -149,37 +197,39 @@ public enum ControlMessage: Hashable, Sendable {
 }
 
 /// What a miniport reports about its adapter.
-public struct AdapterStatistics: Hashable, Sendable {
-    public var bindings: UInt64 = 0
-    public var bindingsOpened: UInt64 = 0
-    public var bindingsReclaimed: UInt64 = 0
-    public var packetsSent: UInt64 = 0
-    public var bytesSent: UInt64 = 0
-    public var packetsFailed: UInt64 = 0
+package struct AdapterStatistics: Hashable, Sendable {
+    package var bindings: UInt64 = 0
+    package var bindingsOpened: UInt64 = 0
+    package var bindingsReclaimed: UInt64 = 0
+    package var packetsSent: UInt64 = 0
+    package var bytesSent: UInt64 = 0
+    package var packetsFailed: UInt64 = 0
     /// Packets a checking driver found out of order or with wrong bytes.
-    public var verificationErrors: UInt64 = 0
+    package var verificationErrors: UInt64 = 0
     /// Packet descriptors currently held by the miniport over all bindings.
-    public var packetsOutstanding: UInt64 = 0
+    package var packetsOutstanding: UInt64 = 0
     /// Packets indicated to receivers, and packets a `drop` policy discarded for want of a buffer.
-    public var packetsReceived: UInt64 = 0
-    public var packetsDropped: UInt64 = 0
+    package var packetsReceived: UInt64 = 0
+    package var packetsDropped: UInt64 = 0
     /// Send-completes the framework refused: the packet was not pending (completed twice, stale, or its
     /// binding gone).
-    public var completionsRefused: UInt64 = 0
+    package var completionsRefused: UInt64 = 0
     /// Bindings closed because their protocol broke the ring contract.
-    public var bindingsViolated: UInt64 = 0
+    package var bindingsViolated: UInt64 = 0
     /// Times a lossless driver stopped waiting for a receiver that took nothing for its stall timeout (the
     /// frames it could not take are counted as its drops).
-    public var receiversStalled: UInt64 = 0
+    package var receiversStalled: UInt64 = 0
     /// Connections the control plane closed at once (over its connection cap, or out of descriptors), and
     /// connections it dropped for not reading their answers.
-    public var connectionsRefused: UInt64 = 0
-    public var connectionsDropped: UInt64 = 0
+    package var connectionsRefused: UInt64 = 0
+    package var connectionsDropped: UInt64 = 0
     /// Opens refused with RESOURCES because they would break a per-process, per-user or total cap.
-    public var opensOverLimit: UInt64 = 0
+    package var opensOverLimit: UInt64 = 0
+    /// Bytes of the frames indicated to receivers.
+    package var bytesReceived: UInt64 = 0
 
-    static let fieldCount = 16
-    public init() {}
+    static let fieldCount = 17
+    package init() {}
     init(values: [UInt64]) {
         (bindings, bindingsOpened, bindingsReclaimed, packetsSent) = (values[0], values[1], values[2], values[3])
         (bytesSent, packetsFailed, verificationErrors, packetsOutstanding) = (
@@ -188,12 +238,95 @@ public struct AdapterStatistics: Hashable, Sendable {
         (packetsReceived, packetsDropped) = (values[8], values[9])
         (completionsRefused, bindingsViolated, receiversStalled) = (values[10], values[11], values[12])
         (connectionsRefused, connectionsDropped, opensOverLimit) = (values[13], values[14], values[15])
+        bytesReceived = values[16]
     }
     var values: [UInt64] {
         [
             bindings, bindingsOpened, bindingsReclaimed, packetsSent, bytesSent, packetsFailed, verificationErrors,
             packetsOutstanding, packetsReceived, packetsDropped, completionsRefused, bindingsViolated,
-            receiversStalled, connectionsRefused, connectionsDropped, opensOverLimit,
+            receiversStalled, connectionsRefused, connectionsDropped, opensOverLimit, bytesReceived,
+        ]
+    }
+}
+
+/// What serves an adapter: the driver's name, the miniport's process and the data thread's wait policy.
+package struct AdapterInfo: Hashable, Sendable {
+    /// The driver's `name` (at most 255 bytes of UTF-8 travel).
+    package var driver = ""
+    package var processID: UInt64 = 0
+    /// `WaitPolicy.code` of the miniport's data thread.
+    package var waitPolicy: UInt64 = 0
+    /// 1 if the miniport verifies every ring transition (checked mode).
+    package var checked: UInt64 = 0
+    /// Waits of the data thread that ended in a sleep.
+    package var sleeps: UInt64 = 0
+
+    static let fieldCount = 4
+    package init() {}
+    init(driver: String, values: [UInt64]) {
+        self.driver = String(decoding: Array(driver.utf8.prefix(255)), as: UTF8.self)
+        (processID, waitPolicy, checked, sleeps) = (values[0], values[1], values[2], values[3])
+    }
+    var values: [UInt64] { [processID, waitPolicy, checked, sleeps] }
+}
+
+/// One binding as its miniport sees it. The framework's own counters are exact; the ring fills come from
+/// the shared indices (each loaded once and checked), and what only the protocol knows (wait policy,
+/// sleeps, pool use) is what the protocol published, clamped: display values, not to be trusted.
+package struct BindingStatistics: Hashable, Sendable {
+    package var id: UInt64 = 0
+    /// The process and user that opened it, as the kernel named them (SO_PEERCRED).
+    package var processID: UInt64 = 0
+    package var userID: UInt64 = 0
+    /// `BindingState`'s raw value as the miniport published it.
+    package var state: UInt64 = 0
+    /// Sent packets the miniport completed and returned, their bytes, and those completed with a failure.
+    package var packetsSent: UInt64 = 0
+    package var bytesSent: UInt64 = 0
+    package var packetsFailed: UInt64 = 0
+    /// Sent packets the miniport holds now.
+    package var packetsOutstanding: UInt64 = 0
+    /// Frames delivered to the binding, their bytes, and frames dropped for want of a buffer.
+    package var packetsReceived: UInt64 = 0
+    package var bytesReceived: UInt64 = 0
+    package var packetsDropped: UInt64 = 0
+    /// Elements between `BeginIndex` and `EndIndex` of each ring (the driver's share), and each ring's size.
+    package var transmitPacketRingUsed: UInt64 = 0
+    package var transmitPacketRingSize: UInt64 = 0
+    package var transmitFragmentRingUsed: UInt64 = 0
+    package var transmitFragmentRingSize: UInt64 = 0
+    package var receivePacketRingUsed: UInt64 = 0
+    package var receivePacketRingSize: UInt64 = 0
+    package var receiveFragmentRingUsed: UInt64 = 0
+    package var receiveFragmentRingSize: UInt64 = 0
+    /// Pool use as the protocol published it (clamped to the pool sizes), and the pool sizes granted.
+    package var packetsInUse: UInt64 = 0
+    package var packetPoolSize: UInt64 = 0
+    package var chunksInUse: UInt64 = 0
+    package var chunkPoolSize: UInt64 = 0
+    /// `WaitPolicy.code` of the protocol's waits (0: not published), and its waits that ended in a sleep.
+    package var waitPolicy: UInt64 = 0
+    package var sleeps: UInt64 = 0
+
+    static let fieldCount = 25
+    package init() {}
+    init(values: [UInt64]) {
+        (id, processID, userID, state, packetsSent) = (values[0], values[1], values[2], values[3], values[4])
+        (bytesSent, packetsFailed, packetsOutstanding) = (values[5], values[6], values[7])
+        (packetsReceived, bytesReceived, packetsDropped) = (values[8], values[9], values[10])
+        (transmitPacketRingUsed, transmitPacketRingSize) = (values[11], values[12])
+        (transmitFragmentRingUsed, transmitFragmentRingSize) = (values[13], values[14])
+        (receivePacketRingUsed, receivePacketRingSize) = (values[15], values[16])
+        (receiveFragmentRingUsed, receiveFragmentRingSize) = (values[17], values[18])
+        (packetsInUse, packetPoolSize, chunksInUse, chunkPoolSize) = (values[19], values[20], values[21], values[22])
+        (waitPolicy, sleeps) = (values[23], values[24])
+    }
+    var values: [UInt64] {
+        [
+            id, processID, userID, state, packetsSent, bytesSent, packetsFailed, packetsOutstanding, packetsReceived,
+            bytesReceived, packetsDropped, transmitPacketRingUsed, transmitPacketRingSize, transmitFragmentRingUsed,
+            transmitFragmentRingSize, receivePacketRingUsed, receivePacketRingSize, receiveFragmentRingUsed,
+            receiveFragmentRingSize, packetsInUse, packetPoolSize, chunksInUse, chunkPoolSize, waitPolicy, sleeps,
         ]
     }
 }

@@ -3,13 +3,13 @@
 
 /// The data area of a segment: `chunkCount` chunks of `chunkSize` bytes that fragments point into.
 @frozen
-public struct DataArea {
+@usableFromInline package struct DataArea {
     @usableFromInline let base: UnsafeMutableRawPointer
-    public let chunkCount: Int
-    public let chunkSize: Int
+    @usableFromInline package let chunkCount: Int
+    @usableFromInline package let chunkSize: Int
 
     /// A view of `region` cut into chunks of `chunkSize` bytes.
-    public init(_ region: UnsafeMutableRawBufferPointer, chunkSize: Int) {
+    @usableFromInline package init(_ region: UnsafeMutableRawBufferPointer, chunkSize: Int) {
         precondition(chunkSize > 0 && region.count >= chunkSize, "data area smaller than a chunk")
         base = region.baseAddress!
         self.chunkSize = chunkSize
@@ -17,12 +17,12 @@ public struct DataArea {
     }
 
     /// The fragment's payload range, if its fields fit this area (see `NetFragment.checkedSpan`).
-    @inlinable public func span(of fragment: NetFragment) -> Range<Int>? {
+    @inlinable package func span(of fragment: NetFragment) -> Range<Int>? {
         fragment.checkedSpan(chunkCount: chunkCount, chunkSize: chunkSize)
     }
 
     /// Calls `body` with the bytes of `range`, which must lie inside the area.
-    @inlinable public func withBytes<R, E: Error>(
+    @inlinable package func withBytes<R, E: Error>(
         _ range: Range<Int>,
         _ body: (UnsafeMutableRawBufferPointer) throws(E) -> R
     ) throws(E) -> R {

@@ -3,11 +3,11 @@
 
 /// A fixed-size table of `count` elements, owned by one binding and used from one thread at a time.
 /// Reads and writes are bounds-checked.
-public struct LocalTable<Element>: ~Copyable {
+@usableFromInline package struct LocalTable<Element>: ~Copyable {
     @usableFromInline let base: UnsafeMutablePointer<Element>
-    public let count: Int
+    @usableFromInline package let count: Int
 
-    public init(repeating value: Element, count: Int) {
+    @usableFromInline package init(repeating value: Element, count: Int) {
         precondition(count >= 0, "negative table size")
         base = .allocate(capacity: max(count, 1))
         base.initialize(repeating: value, count: count)
@@ -19,7 +19,7 @@ public struct LocalTable<Element>: ~Copyable {
         base.deallocate()
     }
 
-    @inlinable public subscript(index: Int) -> Element {
+    @inlinable package subscript(index: Int) -> Element {
         get {
             precondition(index >= 0 && index < count, "table index out of range")
             return base[index]
@@ -33,12 +33,12 @@ public struct LocalTable<Element>: ~Copyable {
 
 /// A growable stack (an array that only appends and removes at its end), owned by one user and used from
 /// one thread at a time. Keeps its capacity when emptied.
-public struct LocalStack<Element>: ~Copyable {
+@usableFromInline package struct LocalStack<Element>: ~Copyable {
     @usableFromInline var base: UnsafeMutablePointer<Element>
     @usableFromInline var capacity: Int
     @usableFromInline var _count = 0
 
-    public init(reservingCapacity capacity: Int = 0) {
+    @usableFromInline package init(reservingCapacity capacity: Int = 0) {
         self.capacity = max(capacity, 1)
         base = .allocate(capacity: self.capacity)
     }
@@ -48,29 +48,29 @@ public struct LocalStack<Element>: ~Copyable {
         base.deallocate()
     }
 
-    @inlinable public var count: Int { _count }
-    @inlinable public var isEmpty: Bool { _count == 0 }
+    @inlinable package var count: Int { _count }
+    @inlinable package var isEmpty: Bool { _count == 0 }
 
-    @inlinable public subscript(index: Int) -> Element {
+    @inlinable package subscript(index: Int) -> Element {
         precondition(index >= 0 && index < _count, "stack index out of range")
         return base[index]
     }
 
-    @inlinable public mutating func append(_ element: Element) {
+    @inlinable package mutating func append(_ element: Element) {
         if _count == capacity { grow() }
         (base + _count).initialize(to: element)
         _count += 1
     }
 
     /// Removes and returns the last element; the stack must not be empty.
-    @inlinable public mutating func removeLast() -> Element {
+    @inlinable package mutating func removeLast() -> Element {
         precondition(_count > 0, "removeLast on an empty stack")
         _count -= 1
         return (base + _count).move()
     }
 
     /// Empties the stack, keeping its capacity.
-    @inlinable public mutating func removeAll() {
+    @inlinable package mutating func removeAll() {
         base.deinitialize(count: _count)
         _count = 0
     }
@@ -86,16 +86,16 @@ public struct LocalStack<Element>: ~Copyable {
 
 /// A first-in first-out queue of at most `capacity` elements in a fixed ring, owned by one user and used
 /// from one thread at a time.
-public struct LocalQueue<Element>: ~Copyable {
+@usableFromInline package struct LocalQueue<Element>: ~Copyable {
     @usableFromInline let storage: LocalTable<Element?>
     @usableFromInline var head = 0
     @usableFromInline var _count = 0
 
-    public init(capacity: Int) { storage = LocalTable(repeating: nil, count: max(capacity, 1)) }
+    @usableFromInline package init(capacity: Int) { storage = LocalTable(repeating: nil, count: max(capacity, 1)) }
 
-    @inlinable public var count: Int { _count }
-    @inlinable public var isEmpty: Bool { _count == 0 }
-    @inlinable public var capacity: Int { storage.count }
+    @inlinable package var count: Int { _count }
+    @inlinable package var isEmpty: Bool { _count == 0 }
+    @inlinable package var capacity: Int { storage.count }
 
     /// The storage slot `k` places after the front (`k` < capacity).
     @inlinable func slot(_ k: Int) -> Int {
@@ -104,19 +104,19 @@ public struct LocalQueue<Element>: ~Copyable {
     }
 
     /// The `k`-th element from the front.
-    @inlinable public subscript(k: Int) -> Element {
+    @inlinable package subscript(k: Int) -> Element {
         precondition(k >= 0 && k < _count, "queue position out of range")
         return storage[slot(k)]!
     }
 
-    @inlinable public mutating func append(_ element: Element) {
+    @inlinable package mutating func append(_ element: Element) {
         precondition(_count < storage.count, "queue full")
         storage[slot(_count)] = element
         _count += 1
     }
 
     /// Puts `element` before the front.
-    @inlinable public mutating func prepend(_ element: Element) {
+    @inlinable package mutating func prepend(_ element: Element) {
         precondition(_count < storage.count, "queue full")
         head = slot(storage.count - 1)
         storage[head] = element
@@ -124,14 +124,14 @@ public struct LocalQueue<Element>: ~Copyable {
     }
 
     /// Removes the front element; the queue must not be empty.
-    @inlinable public mutating func removeFirst() {
+    @inlinable package mutating func removeFirst() {
         precondition(_count > 0, "removeFirst on an empty queue")
         storage[head] = nil
         head = slot(1)
         _count -= 1
     }
 
-    public mutating func removeAll() {
+    @usableFromInline package mutating func removeAll() {
         while _count > 0 { removeFirst() }
         head = 0
     }

@@ -1,4 +1,4 @@
-import CRingportShim
+import _RingportShim
 
 // Shared memory: a fragment element belongs to one side at a time, like a packet element. Its chunk,
 // offset and lengths come from the peer when the peer wrote them: check them against the data area
@@ -13,7 +13,7 @@ public struct NetFragment: NetRingElement {
     /// The element's index in the fragment ring.
     public let index: UInt32
 
-    public static let size = MemoryLayout<rp_net_fragment>.size
+    @usableFromInline package static let size = MemoryLayout<rp_net_fragment>.size
 
     @usableFromInline enum Offset {
         @usableFromInline static let validLength = 0
@@ -37,6 +37,7 @@ public struct NetFragment: NetRingElement {
         self.index = index
     }
 
+    /// Fragments live in a collection's fragment ring.
     public static var ringType: NetRingType { .fragment }
 
     /// A view of element `index` of `ring`, checked through `verifier` when there is one.
@@ -87,7 +88,7 @@ public struct NetFragment: NetRingElement {
 
     /// Writes the whole element at once, as the OS does when it reuses one (`reset`, then the fields):
     /// `Scratch` and the other flags zero, two stores.
-    @inlinable public func fill(validLength: UInt32, capacity: UInt32, chunk: UInt32, offset: UInt16) {
+    @inlinable package func fill(validLength: UInt32, capacity: UInt32, chunk: UInt32, offset: UInt16) {
         if verifier != nil { verifier!.willWrite(fragment: index, field: .all) }  // unchecked: no retain
         // Little-endian bytes 0-7: validLength, capacity; 8-15: chunk, offset, flags, padding.
         let low = UInt64(validLength) | UInt64(capacity) << 32
@@ -99,7 +100,7 @@ public struct NetFragment: NetRingElement {
     }
 
     /// Zeroes the element before the OS fills it again.
-    @inlinable public func reset() {
+    @inlinable package func reset() {
         verifier?.willWrite(fragment: index, field: .all)
         base.storeBytes(of: 0, toByteOffset: 0, as: UInt64.self)
         base.storeBytes(of: 0, toByteOffset: 8, as: UInt64.self)
@@ -124,6 +125,6 @@ public struct NetFragment: NetRingElement {
 }
 
 /// The fields of a fragment element, named in checked-mode reports.
-public enum FragmentField: String, Sendable {
+@usableFromInline package enum FragmentField: String, Sendable {
     case validLength, capacity, chunk, offset, scratch, all
 }

@@ -1,4 +1,4 @@
-import CRingportShim
+import _RingportShim
 
 // Shared memory: a packet element belongs to exactly one side at a time (the driver inside
 // `[BeginIndex, EndIndex)`, the OS outside); the other side must not write it, and may be writing it
@@ -17,7 +17,7 @@ public struct NetPacket: NetRingElement {
     /// The element's index in the packet ring (`NetPacketIteratorGetIndex`).
     public let index: UInt32
 
-    public static let size = MemoryLayout<rp_net_packet>.size
+    @usableFromInline package static let size = MemoryLayout<rp_net_packet>.size
 
     @usableFromInline enum Offset {
         @usableFromInline static let fragmentIndex = 0
@@ -41,6 +41,7 @@ public struct NetPacket: NetRingElement {
         self.index = index
     }
 
+    /// Packets live in a collection's packet ring.
     public static var ringType: NetRingType { .packet }
 
     /// A view of element `index` of `ring`, checked through `verifier` when there is one.
@@ -65,6 +66,7 @@ public struct NetPacket: NetRingElement {
         nonmutating set { store(newValue, at: Offset.fragmentCount, field: .fragmentCount) }
     }
 
+    /// `Layout`: the header lengths and types the driver reports on receive.
     @inlinable public var layout: NetPacketLayout {
         get {
             var bits: UInt64 = 0
@@ -117,7 +119,7 @@ public struct NetPacket: NetRingElement {
 
     /// Writes the whole element at once, as the OS does when it reuses one (`reset`, then the fields):
     /// layout and `Scratch` zero, two stores.
-    @inlinable public func fill(fragmentIndex: UInt32, fragmentCount: UInt16, ignore: Bool, descriptor: UInt32) {
+    @inlinable package func fill(fragmentIndex: UInt32, fragmentCount: UInt16, ignore: Bool, descriptor: UInt32) {
         if verifier != nil { verifier!.willWrite(packet: index, field: .all) }  // unchecked: no retain
         // Little-endian bytes 0-7: fragmentIndex, fragmentCount, layout[0..<2]; 8-15: layout[2..<5], flags,
         // descriptor (the offsets above).
@@ -130,7 +132,7 @@ public struct NetPacket: NetRingElement {
     }
 
     /// Zeroes the element, as the OS does before it reuses one (so `Scratch` starts at 0).
-    @inlinable public func reset() {
+    @inlinable package func reset() {
         verifier?.willWrite(packet: index, field: .all)
         base.storeBytes(of: 0, toByteOffset: 0, as: UInt64.self)
         base.storeBytes(of: 0, toByteOffset: 8, as: UInt64.self)
@@ -140,7 +142,7 @@ public struct NetPacket: NetRingElement {
 }
 
 /// The fields of a packet element, named in checked-mode reports.
-public enum PacketField: String, Sendable {
+@usableFromInline package enum PacketField: String, Sendable {
     case fragmentIndex, fragmentCount, layout, ignore, scratch, descriptor, all
 }
 
@@ -150,8 +152,10 @@ public struct NetPacketLayout: Hashable, Sendable {
     /// The 40 packed bits.
     public var bits: UInt64
 
+    /// The layout packed in the low 40 bits of `bits`.
     @inlinable public init(bits: UInt64) { self.bits = bits & 0xFF_FFFF_FFFF }
 
+    /// A layout with these types and header lengths (each length must fit its bit field).
     public init(
         layer2Type: Layer2Type = .unspecified,
         layer3Type: Layer3Type = .unspecified,
@@ -190,45 +194,73 @@ public struct NetPacketLayout: Hashable, Sendable {
         get { field(16, 8) }
         set { setField(16, 8, newValue) }
     }
+    /// `Layer2Type:4`.
     public var layer2Type: Layer2Type {
         get { Layer2Type(rawValue: UInt8(field(24, 4))) }
         set { setField(24, 4, Int(newValue.rawValue)) }
     }
+    /// `Layer3Type:4`.
     public var layer3Type: Layer3Type {
         get { Layer3Type(rawValue: UInt8(field(28, 4))) }
         set { setField(28, 4, Int(newValue.rawValue)) }
     }
+    /// `Layer4Type:4`.
     public var layer4Type: Layer4Type {
         get { Layer4Type(rawValue: UInt8(field(32, 4))) }
         set { setField(32, 4, Int(newValue.rawValue)) }
     }
 
+    /// `NET_PACKET_LAYER2_TYPE`.
     @frozen public struct Layer2Type: RawRepresentable, Hashable, Sendable {
+        /// The 4-bit value.
         public var rawValue: UInt8
+        /// The type with this value.
         public init(rawValue: UInt8) { self.rawValue = rawValue }
+        /// Not reported.
         public static let unspecified = Self(rawValue: 0)
+        /// No layer 2 header.
         public static let null = Self(rawValue: 1)
+        /// Ethernet.
         public static let ethernet = Self(rawValue: 2)
+        /// IEEE 802.11.
         public static let ieee80211 = Self(rawValue: 3)
     }
+    /// `NET_PACKET_LAYER3_TYPE`.
     @frozen public struct Layer3Type: RawRepresentable, Hashable, Sendable {
+        /// The 4-bit value.
         public var rawValue: UInt8
+        /// The type with this value.
         public init(rawValue: UInt8) { self.rawValue = rawValue }
+        /// Not reported.
         public static let unspecified = Self(rawValue: 0)
+        /// IPv4, options not known.
         public static let ipv4UnspecifiedOptions = Self(rawValue: 1)
+        /// IPv4 with options.
         public static let ipv4WithOptions = Self(rawValue: 2)
+        /// IPv4 without options.
         public static let ipv4NoOptions = Self(rawValue: 3)
+        /// IPv6, extension headers not known.
         public static let ipv6UnspecifiedExtensions = Self(rawValue: 4)
+        /// IPv6 with extension headers.
         public static let ipv6WithExtensions = Self(rawValue: 5)
+        /// IPv6 without extension headers.
         public static let ipv6NoExtensions = Self(rawValue: 6)
     }
+    /// `NET_PACKET_LAYER4_TYPE`.
     @frozen public struct Layer4Type: RawRepresentable, Hashable, Sendable {
+        /// The 4-bit value.
         public var rawValue: UInt8
+        /// The type with this value.
         public init(rawValue: UInt8) { self.rawValue = rawValue }
+        /// Not reported.
         public static let unspecified = Self(rawValue: 0)
+        /// TCP.
         public static let tcp = Self(rawValue: 1)
+        /// UDP.
         public static let udp = Self(rawValue: 2)
+        /// An IP fragment (no layer 4 header of its own).
         public static let ipFragment = Self(rawValue: 3)
+        /// Not an IP fragment, layer 4 protocol not reported.
         public static let ipNotFragment = Self(rawValue: 4)
     }
 }

@@ -1,11 +1,11 @@
 import Atomics
-import CRingportShim
+import _RingportShim
 
 // Shared memory: the peer process reads and writes this ring's header and elements at the same time.
 // It may store only the indices its side owns (the OS `EndIndex`, the driver `BeginIndex`/`NextIndex`/`Scratch`)
 // and elements in its own range; it must never rely on the other side's copy of the geometry.
 
-/// A process-local view of one NET_RING in a shared-memory segment (REFERENCE.md §1.1, split into
+/// A process-local view of one NET_RING in a shared-memory segment (Docs/Contract.md §1.1, split into
 /// per-writer cache blocks).
 ///
 /// The geometry (`numberOfElements`, `elementIndexMask`, `elementStride`) is copied out and validated
@@ -15,9 +15,12 @@ import CRingportShim
 public struct NetRing {
     @usableFromInline let header: UnsafeMutableRawPointer
     @usableFromInline let elements: UnsafeMutableRawPointer
+    /// `NumberOfElements`: a power of two, greater than one.
     public let numberOfElements: UInt32
+    /// `ElementIndexMask`: `numberOfElements - 1`; every index is reduced with it.
     public let elementIndexMask: UInt32
-    public let elementStride: Int
+    @usableFromInline package let elementStride: Int
+    /// The ring's kind (packet or fragment) and direction (transmit or receive).
     public let flags: NetRingFlags
 
     /// Byte offsets inside `rp_net_ring`.
@@ -33,14 +36,14 @@ public struct NetRing {
         @usableFromInline static let scratch = 264
     }
     /// Size of the ring header; elements start here.
-    public static let headerSize = 384
+    @usableFromInline package static let headerSize = 384
 
     /// Bytes a ring of `count` elements of `stride` bytes takes in a region.
-    public static func regionSize(count: Int, stride: Int) -> Int { headerSize + count * stride }
+    @usableFromInline package static func regionSize(count: Int, stride: Int) -> Int { headerSize + count * stride }
 
     /// Writes a fresh ring header into `region` (all indices 0, as at queue start) and returns its view.
     /// Only the side that creates the segment calls this, before any peer maps it.
-    public static func initialize(
+    @usableFromInline package static func initialize(
         at region: UnsafeMutableRawBufferPointer,
         count: Int,
         stride: Int,
@@ -58,7 +61,9 @@ public struct NetRing {
 
     /// Validates the ring header in `region` (written by another process) and returns a view with a
     /// private copy of its geometry.
-    public static func attach(to region: UnsafeMutableRawBufferPointer) throws(SegmentError) -> NetRing {
+    @usableFromInline package static func attach(to region: UnsafeMutableRawBufferPointer) throws(SegmentError)
+        -> NetRing
+    {
         guard let base = region.baseAddress, region.count >= headerSize,
             Int(bitPattern: base) % Int(RP_CACHE_BLOCK) == 0
         else { throw .ringHeaderTooSmall(length: region.count) }
@@ -129,7 +134,7 @@ public struct NetRing {
     }
 
     /// `NetRingGetElementAtIndex`: the element's address. Not masked, as in ring.h; checked instead.
-    @inlinable public func element(at index: UInt32) -> UnsafeMutableRawPointer {
+    @inlinable package func element(at index: UInt32) -> UnsafeMutableRawPointer {
         precondition(index < numberOfElements, "ring index out of range")
         return elements + Int(index) &* elementStride
     }
@@ -157,21 +162,21 @@ public struct NetRing {
     @inlinable public func loadNextIndex() -> UInt32 {
         atomic(Offset.nextIndex).load(ordering: .relaxed) & elementIndexMask
     }
-    /// Release: publishes every element written before it to the driver (DESIGN.md I1).
-    @inlinable public func storeEndIndex(_ index: UInt32) {
+    /// Release: publishes every element written before it to the driver (Docs/Design.md, invariant 1).
+    @inlinable package func storeEndIndex(_ index: UInt32) {
         atomic(Offset.endIndex).store(index, ordering: .releasing)
     }
     /// Release: hands the returned elements, with everything the driver wrote in them, to the OS.
-    @inlinable public func storeBeginIndex(_ index: UInt32) {
+    @inlinable package func storeBeginIndex(_ index: UInt32) {
         atomic(Offset.beginIndex).store(index, ordering: .releasing)
     }
     /// Relaxed: `NextIndex` publishes nothing; the OS never reads it.
-    @inlinable public func storeNextIndex(_ index: UInt32) {
+    @inlinable package func storeNextIndex(_ index: UInt32) {
         atomic(Offset.nextIndex).store(index, ordering: .relaxed)
     }
 
     /// The driver's `Scratch` word. The OS never reads it.
-    @inlinable public var scratch: UInt64 {
+    @inlinable package var scratch: UInt64 {
         get { header.load(fromByteOffset: Offset.scratch, as: UInt64.self) }
         nonmutating set { header.storeBytes(of: newValue, toByteOffset: Offset.scratch, as: UInt64.self) }
     }
@@ -180,10 +185,16 @@ public struct NetRing {
 /// The ring's kind and direction, kept in `OSReserved1` of the ring header.
 @frozen
 public struct NetRingFlags: OptionSet, Hashable, Sendable {
+    /// The bits, as stored in the ring header.
     public var rawValue: UInt16
+    /// The flags with these bits.
     @inlinable public init(rawValue: UInt16) { self.rawValue = rawValue }
+    /// A packet ring.
     public static let packet = NetRingFlags(rawValue: UInt16(RP_RING_PACKET))
+    /// A fragment ring.
     public static let fragment = NetRingFlags(rawValue: UInt16(RP_RING_FRAGMENT))
+    /// A ring of the transmit queue.
     public static let transmit = NetRingFlags(rawValue: UInt16(RP_RING_TRANSMIT))
+    /// A ring of the receive queue.
     public static let receive = NetRingFlags(rawValue: UInt16(RP_RING_RECEIVE))
 }

@@ -7,16 +7,20 @@ import Glibc
 /// verifier that checks every transition.
 @frozen
 public struct NetRingCollection {
+    /// The queue's packet ring (`NetRingCollectionGetPacketRing`).
     public let packetRing: NetRing
+    /// The queue's fragment ring (`NetRingCollectionGetFragmentRing`).
     public let fragmentRing: NetRing
     /// Non-nil in checked mode.
-    public let verifier: NetRingVerifier?
+    @usableFromInline package let verifier: NetRingVerifier?
     /// `BeginIndex` and `NextIndex` of both rings as this side last stored them (process-local): the
     /// framework compares the shared copies with these, since the OS may write the shared ones.
-    public let stored: DriverIndices
+    @usableFromInline package let stored: DriverIndices
 
     /// - Parameter checked: verify every transition (defaults to `NetRingChecking.isEnabledByDefault`).
-    public init(packetRing: NetRing, fragmentRing: NetRing, checked: Bool = NetRingChecking.isEnabledByDefault) {
+    @usableFromInline package init(
+        packetRing: NetRing, fragmentRing: NetRing, checked: Bool = NetRingChecking.isEnabledByDefault
+    ) {
         precondition(packetRing.flags.contains(.packet) && fragmentRing.flags.contains(.fragment), "ring kinds swapped")
         self.packetRing = packetRing
         self.fragmentRing = fragmentRing
@@ -24,6 +28,7 @@ public struct NetRingCollection {
         stored = DriverIndices(packetRing: packetRing, fragmentRing: fragmentRing)
     }
 
+    /// Whether every transition is verified (checked mode): the iterators' `set` then throws a broken rule.
     @inlinable public var isChecked: Bool { verifier != nil }
 
     @inlinable func ring(_ type: NetRingType) -> NetRing {
@@ -179,7 +184,7 @@ public struct NetRingCollection {
 /// (copying a collection retains its verifier; iterators are copied per packet). The collection the iterator
 /// came from keeps the verifier alive, and must outlive the iterator, as the mapping must.
 @frozen
-public struct NetRingPair {
+@usableFromInline package struct NetRingPair {
     @usableFromInline let packetRing: NetRing
     @usableFromInline let fragmentRing: NetRing
     @usableFromInline unowned(unsafe) let verifier: NetRingVerifier?
@@ -224,16 +229,16 @@ public struct NetRingPair {
 }
 
 /// The driver side's own copies of the indices it writes, kept in its process.
-public final class DriverIndices {
+@usableFromInline package final class DriverIndices {
     // One thread (the driver side's) reads and writes these. Kept behind a pointer, not in stored
     // properties: a client module's inlined access to a class's stored property gets a dynamic exclusivity
     // check (`@exclusivity(unchecked)` is not seen across modules), and the iterators read these per call.
     @usableFromInline let words: UnsafeMutablePointer<UInt32>
 
-    @inlinable public var packetBegin: UInt32 { words[0] }
-    @inlinable public var packetNext: UInt32 { words[1] }
-    @inlinable public var fragmentBegin: UInt32 { words[2] }
-    @inlinable public var fragmentNext: UInt32 { words[3] }
+    @inlinable package var packetBegin: UInt32 { words[0] }
+    @inlinable package var packetNext: UInt32 { words[1] }
+    @inlinable package var fragmentBegin: UInt32 { words[2] }
+    @inlinable package var fragmentNext: UInt32 { words[3] }
 
     init(packetRing: NetRing, fragmentRing: NetRing) {
         words = .allocate(capacity: 4)
@@ -256,15 +261,15 @@ public final class DriverIndices {
     }
 
     /// `BeginIndex` and `NextIndex` of the ring of `type`.
-    public func indices(_ type: NetRingType) -> (begin: UInt32, next: UInt32) {
+    @usableFromInline package func indices(_ type: NetRingType) -> (begin: UInt32, next: UInt32) {
         type == .packet ? (packetBegin, packetNext) : (fragmentBegin, fragmentNext)
     }
 }
 
 /// Whether rings verify every transition unless told otherwise: on in debug builds (and so in tests),
 /// off in release builds; the environment variable `RINGPORT_CHECKED=1` or `=0` overrides both.
-public enum NetRingChecking {
-    public static var isEnabledByDefault: Bool {
+@usableFromInline package enum NetRingChecking {
+    @usableFromInline package static var isEnabledByDefault: Bool {
         if let value = getenv("RINGPORT_CHECKED") { return value.pointee == UInt8(ascii: "1") }
         return _isDebugAssertConfiguration()
     }

@@ -1,7 +1,9 @@
 /// An element type of a net ring (`NetPacket` or `NetFragment`): how to find its ring in a collection and
 /// how to make a view of one.
 public protocol NetRingElement {
+    /// Which ring of a collection holds elements of this type.
     static var ringType: NetRingType { get }
+    /// A view of element `index` of `ring` (already reduced), checked through `verifier` in checked mode.
     init(_ ring: NetRing, at index: UInt32, verifier: NetRingVerifier?)
 }
 
@@ -81,7 +83,9 @@ extension NetRingIterator where Element == NetFragment {
 public struct NetPacketFragmentIterator {
     @usableFromInline let rings: NetRingPair
     @usableFromInline var _index: UInt32
+    /// `NetFragmentIteratorGetIndex`: the fragment-ring index it is at.
     @inlinable public var index: UInt32 { _index }
+    /// One past the packet's last fragment.
     public let end: UInt32
 
     @inlinable init(rings: NetRingPair, index: UInt32, end: UInt32) {
@@ -90,9 +94,14 @@ public struct NetPacketFragmentIterator {
         self.end = end
     }
 
+    /// `NetFragmentIteratorHasAny`: whether fragments are left.
     @inlinable public var hasAny: Bool { _index != end }
+    /// `NetFragmentIteratorGetCount`: the fragments left.
     @inlinable public var count: UInt32 { (end &- _index) & rings.fragmentRing.elementIndexMask }
+    /// `NetFragmentIteratorAdvance`: to the next fragment (the ring is not touched).
     @inlinable public mutating func advance() { _index = rings.fragmentRing.increment(_index) }
+    /// `NetFragmentIteratorAdvanceToTheEnd`: past the last fragment.
     @inlinable public mutating func advanceToTheEnd() { _index = end }
+    /// `NetFragmentIteratorGetFragment`: the fragment it is at.
     @inlinable public var fragment: NetFragment { rings.fragment(at: _index) }
 }

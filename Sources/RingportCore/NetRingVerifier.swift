@@ -1,6 +1,6 @@
 import Glibc
 
-/// Checked mode: verifies every ring transition of one side like Driver Verifier (DESIGN.md I10).
+/// Checked mode: verifies every ring transition of one side like Driver Verifier (Docs/Design.md, invariant 10).
 ///
 /// Each side keeps, in its own memory, the indices it last saw and a shadow copy of every element as
 /// it believes it to be. Its own writes go to both (the element views do this). At each transition
@@ -11,9 +11,9 @@ import Glibc
 /// Violations found where no error can be thrown (an element write, an iterator being made) are kept
 /// and thrown by the side's next `set` or `publish`.
 public final class NetRingVerifier {
-    public enum Side: Sendable { case driver, os }
+    @usableFromInline package enum Side: Sendable { case driver, os }
 
-    public let side: Side
+    @usableFromInline package let side: Side
     @usableFromInline var packet: Shadow
     @usableFromInline var fragment: Shadow
     var pending: NetRingViolation?
@@ -357,7 +357,8 @@ public final class NetRingVerifier {
             let a = PacketFields(now)
             let b = PacketFields(was)
             if s.ring.flags.contains(.receive) {
-                // §1.10: a frame the driver drops comes back with Ignore, no buffer, nothing else changed.
+                // Docs/Contract.md §1.10: a frame the driver drops comes back with Ignore, no buffer, nothing
+                // else changed.
                 guard a.ignore, a.withoutFlags != b.withoutFlags else { return nil }
                 return .init(
                     .driverAttachedResourcesToIgnoredPacket,
@@ -390,6 +391,7 @@ public final class NetRingVerifier {
 
 /// Which driver index an iterator's `set` writes (`IndexToSet`).
 public enum NetRingIndex: Sendable {
+    /// `BeginIndex` (drain and all-element iterators) or `NextIndex` (post iterators).
     case begin, next
 }
 

@@ -1,4 +1,4 @@
-/// A rule of the net-ring contract, as Driver Verifier checks it (REFERENCE.md §1.2, §1.6, §1.10).
+/// A rule of the net-ring contract, as Driver Verifier checks it (Docs/Contract.md §1.2, §1.6, §1.10).
 public enum NetRingRule: String, Sendable, CaseIterable {
     /// The driver moved `BeginIndex` past `EndIndex` (or backwards), returning elements it did not own.
     case driverMovedBeginPastEnd
@@ -32,22 +32,28 @@ public enum NetRingRule: String, Sendable, CaseIterable {
     /// A returned receive packet names fragments outside the returned range, out of order, or none.
     case driverReturnedInvalidReceivePacket
     /// The driver returned a receive packet with `Ignore` and a buffer attached (`FragmentCount` not 0) or
-    /// another field changed (REFERENCE.md §1.10).
+    /// another field changed (Docs/Contract.md §1.10).
     case driverAttachedResourcesToIgnoredPacket
 }
 
 /// Which ring of a queue's collection (`NET_RING_TYPE`).
 public enum NetRingType: String, Sendable {
+    /// The packet ring or the fragment ring.
     case packet, fragment
 }
 
 /// A broken ring rule, named, with where it was seen.
 public struct NetRingViolation: Error, Hashable, Sendable, CustomStringConvertible {
+    /// The rule that was broken.
     public let rule: NetRingRule
+    /// The ring it was broken in.
     public let ring: NetRingType
+    /// The ring index where it was seen.
     public let index: UInt32
+    /// What was seen, for the log.
     public let detail: String
 
+    /// A violation of `rule` at `index` of `ring`.
     public init(_ rule: NetRingRule, ring: NetRingType, index: UInt32, _ detail: String) {
         self.rule = rule
         self.ring = ring
@@ -55,5 +61,6 @@ public struct NetRingViolation: Error, Hashable, Sendable, CustomStringConvertib
         self.detail = detail
     }
 
+    /// The rule's name, the ring, the index and the detail, on one line.
     public var description: String { "\(rule.rawValue) (\(ring) ring, index \(index)): \(detail)" }
 }

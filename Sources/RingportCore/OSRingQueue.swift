@@ -5,22 +5,24 @@
 /// own cursor of returned-but-not-yet-processed elements (NetAdapterCx keeps it in `OSReserved0`; ours
 /// is process-local, since the peer must not be able to move it). Every `BeginIndex` it loads is
 /// checked against the range it gave out, checked mode or not.
-public struct OSRingQueue {
-    public let packetRing: NetRing
-    public let fragmentRing: NetRing
-    public let verifier: NetRingVerifier?
+@usableFromInline package struct OSRingQueue {
+    @usableFromInline package let packetRing: NetRing
+    @usableFromInline package let fragmentRing: NetRing
+    @usableFromInline package let verifier: NetRingVerifier?
     /// The `EndIndex` values this side last stored.
     @usableFromInline var _packetEnd: UInt32
-    @inlinable public var packetEnd: UInt32 { _packetEnd }
+    @inlinable package var packetEnd: UInt32 { _packetEnd }
     @usableFromInline var _fragmentEnd: UInt32
-    @inlinable public var fragmentEnd: UInt32 { _fragmentEnd }
+    @inlinable package var fragmentEnd: UInt32 { _fragmentEnd }
     /// First element not yet taken back (`OSReserved0`).
     @usableFromInline var _packetCursor: UInt32
-    @inlinable public var packetCursor: UInt32 { _packetCursor }
+    @inlinable package var packetCursor: UInt32 { _packetCursor }
     @usableFromInline var _fragmentCursor: UInt32
-    @inlinable public var fragmentCursor: UInt32 { _fragmentCursor }
+    @inlinable package var fragmentCursor: UInt32 { _fragmentCursor }
 
-    public init(packetRing: NetRing, fragmentRing: NetRing, checked: Bool = NetRingChecking.isEnabledByDefault) {
+    @usableFromInline package init(
+        packetRing: NetRing, fragmentRing: NetRing, checked: Bool = NetRingChecking.isEnabledByDefault
+    ) {
         precondition(packetRing.flags.contains(.packet) && fragmentRing.flags.contains(.fragment), "ring kinds swapped")
         self.packetRing = packetRing
         self.fragmentRing = fragmentRing
@@ -32,39 +34,39 @@ public struct OSRingQueue {
     }
 
     /// Packet elements the OS may fill and publish now.
-    @inlinable public var freePackets: Int {
+    @inlinable package var freePackets: Int {
         Int(packetRing.elementIndexMask &- packetRing.rangeCount(from: packetCursor, to: packetEnd))
     }
     /// Fragment elements the OS may fill and publish now.
-    @inlinable public var freeFragments: Int {
+    @inlinable package var freeFragments: Int {
         Int(fragmentRing.elementIndexMask &- fragmentRing.rangeCount(from: fragmentCursor, to: fragmentEnd))
     }
     /// Packets given to the driver and not yet taken back.
-    @inlinable public var outstandingPackets: Int { Int(packetRing.rangeCount(from: packetCursor, to: packetEnd)) }
+    @inlinable package var outstandingPackets: Int { Int(packetRing.rangeCount(from: packetCursor, to: packetEnd)) }
 
     /// The `k`-th free packet element past `EndIndex`, to fill before `publish`.
-    @inlinable public func stagedPacket(_ k: Int) -> NetPacket {
+    @inlinable package func stagedPacket(_ k: Int) -> NetPacket {
         precondition(k >= 0 && k < freePackets, "staging past the free packet elements")
         return packet(at: packetRing.advance(packetEnd, by: Int32(k)))
     }
     /// The `k`-th free fragment element past `EndIndex`.
-    @inlinable public func stagedFragment(_ k: Int) -> NetFragment {
+    @inlinable package func stagedFragment(_ k: Int) -> NetFragment {
         precondition(k >= 0 && k < freeFragments, "staging past the free fragment elements")
         return fragment(at: fragmentRing.advance(fragmentEnd, by: Int32(k)))
     }
     /// The fragment-ring index of the `k`-th free fragment element (what a packet's `fragmentIndex` names).
-    @inlinable public func stagedFragmentIndex(_ k: Int) -> UInt32 { fragmentRing.advance(fragmentEnd, by: Int32(k)) }
+    @inlinable package func stagedFragmentIndex(_ k: Int) -> UInt32 { fragmentRing.advance(fragmentEnd, by: Int32(k)) }
 
-    @inlinable public func packet(at index: UInt32) -> NetPacket {
+    @inlinable package func packet(at index: UInt32) -> NetPacket {
         NetPacket(packetRing, at: index, verifier: verifier)
     }
-    @inlinable public func fragment(at index: UInt32) -> NetFragment {
+    @inlinable package func fragment(at index: UInt32) -> NetFragment {
         NetFragment(fragmentRing, at: index, verifier: verifier)
     }
 
     /// Gives the driver the next `packets` packet elements and `fragments` fragment elements: fragments
     /// first, so a packet never names a fragment the driver does not own yet. One release store per ring.
-    @inlinable public mutating func publish(packets: Int, fragments: Int) throws(NetRingViolation) {
+    @inlinable package mutating func publish(packets: Int, fragments: Int) throws(NetRingViolation) {
         guard packets <= freePackets, fragments <= freeFragments, packets >= 0, fragments >= 0 else {
             throw NetRingViolation(
                 .osOverfilledRing,
@@ -89,7 +91,7 @@ public struct OSRingQueue {
 
     /// Takes back the packets the driver returned since the last call, in ring order, handing each to
     /// `body`. Returns how many. A `BeginIndex` outside what was given out is a violation.
-    @inlinable public mutating func reclaimPackets(_ body: (NetPacket) -> Void) throws(NetRingViolation) -> Int {
+    @inlinable package mutating func reclaimPackets(_ body: (NetPacket) -> Void) throws(NetRingViolation) -> Int {
         let begin = try returnedEnd(packetRing, .packet, cursor: packetCursor, end: packetEnd)
         if let verifier { try verifier.osDidReclaim(.packet, upTo: begin) }
         var i = packetCursor
@@ -104,7 +106,7 @@ public struct OSRingQueue {
 
     /// `reclaimPackets` for a side that keeps its own record of each slot: hands `body` the ring index of
     /// each returned packet, without a view of the element. The cursor moves once `body` has seen them all.
-    @inlinable public mutating func reclaimPacketSlots(_ body: (UInt32) -> Void) throws(NetRingViolation) -> Int {
+    @inlinable package mutating func reclaimPacketSlots(_ body: (UInt32) -> Void) throws(NetRingViolation) -> Int {
         let begin = try returnedEnd(packetRing, .packet, cursor: packetCursor, end: packetEnd)
         if let verifier { try verifier.osDidReclaim(.packet, upTo: begin) }
         var i = packetCursor
@@ -118,7 +120,7 @@ public struct OSRingQueue {
     }
 
     /// Takes back the fragments the driver returned since the last call. Returns how many.
-    @inlinable public mutating func reclaimFragments() throws(NetRingViolation) -> Int {
+    @inlinable package mutating func reclaimFragments() throws(NetRingViolation) -> Int {
         let begin = try returnedEnd(fragmentRing, .fragment, cursor: fragmentCursor, end: fragmentEnd)
         if let verifier { try verifier.osDidReclaim(.fragment, upTo: begin) }
         let count = Int(fragmentRing.rangeCount(from: fragmentCursor, to: begin))
@@ -129,7 +131,8 @@ public struct OSRingQueue {
     /// Takes back received packets with their fragments (the Rx flow): each packet that is not ignored
     /// must name at least one fragment, inside the returned fragments, after the previous packet's.
     /// `body` gets the packet and the fragment-ring index of its first fragment.
-    public mutating func reclaimReceived(_ body: (NetPacket, NetPacketFragments) -> Void) throws(NetRingViolation)
+    @usableFromInline package mutating func reclaimReceived(_ body: (NetPacket, NetPacketFragments) -> Void)
+        throws(NetRingViolation)
         -> Int
     {
         let packetBegin = try returnedEnd(packetRing, .packet, cursor: packetCursor, end: packetEnd)
@@ -169,8 +172,8 @@ public struct OSRingQueue {
                 body(p, NetPacketFragments(ring: fragmentRing, first: first, count: n))
                 next = fragmentRing.advance(first, by: Int32(n))
             } else if named {
-                // An ignored packet must carry no buffer (§1.10; checked mode reports it). Unchecked, buffers
-                // it names anyway are taken back with it, never indicated, so none is lost.
+                // An ignored packet must carry no buffer (Docs/Contract.md §1.10; checked mode reports it).
+                // Unchecked, buffers it names anyway are taken back with it, never indicated, so none is lost.
                 next = fragmentRing.advance(first, by: Int32(n))
             }
             i = packetRing.increment(i)
@@ -205,10 +208,10 @@ public struct OSRingQueue {
 
 /// A received packet's fragments in the fragment ring: `count` elements from `first`, wrapping.
 @frozen
-public struct NetPacketFragments {
+@usableFromInline package struct NetPacketFragments {
     @usableFromInline let ring: NetRing
-    public let first: UInt32
-    public let count: UInt32
+    @usableFromInline package let first: UInt32
+    @usableFromInline package let count: UInt32
 
     @inlinable init(ring: NetRing, first: UInt32, count: UInt32) {
         self.ring = ring
@@ -217,7 +220,7 @@ public struct NetPacketFragments {
     }
 
     /// The `k`-th fragment, to read (the OS's writes go through its staged elements).
-    @inlinable public func fragment(_ k: Int) -> NetFragment {
+    @inlinable package func fragment(_ k: Int) -> NetFragment {
         precondition(k >= 0 && k < Int(count), "fragment number out of range")
         let index = ring.advance(first, by: Int32(k))
         return NetFragment(base: ring.element(at: index), shadow: nil, verifier: nil, index: index)

@@ -2,16 +2,16 @@
 // miniport reads it (and writes `status`) while the packet is sent. Neither side may trust what the other
 // wrote: indices are checked against the table, lengths against the data area.
 
-/// Who holds a packet descriptor (DESIGN.md I3).
+/// Who holds a packet descriptor (Docs/Design.md, invariant 3).
 @frozen
-public struct PacketOwner: RawRepresentable, Hashable, Sendable, CustomStringConvertible {
-    public var rawValue: UInt32
-    @inlinable public init(rawValue: UInt32) { self.rawValue = rawValue }
+@usableFromInline package struct PacketOwner: RawRepresentable, Hashable, Sendable, CustomStringConvertible {
+    @usableFromInline package var rawValue: UInt32
+    @inlinable package init(rawValue: UInt32) { self.rawValue = rawValue }
     // Computed and inlinable: a `static let` costs a call per use in another module, on every packet.
-    @inlinable public static var free: PacketOwner { PacketOwner(rawValue: 0) }
-    @inlinable public static var protocolSide: PacketOwner { PacketOwner(rawValue: 1) }
-    @inlinable public static var miniport: PacketOwner { PacketOwner(rawValue: 2) }
-    public var description: String {
+    @inlinable package static var free: PacketOwner { PacketOwner(rawValue: 0) }
+    @inlinable package static var protocolSide: PacketOwner { PacketOwner(rawValue: 1) }
+    @inlinable package static var miniport: PacketOwner { PacketOwner(rawValue: 2) }
+    @usableFromInline package var description: String {
         switch self {
         case .free: "free"
         case .protocolSide: "protocol"
@@ -24,24 +24,32 @@ public struct PacketOwner: RawRepresentable, Hashable, Sendable, CustomStringCon
 /// `NdisPacketFlags` bits.
 @frozen
 public struct PacketFlags: OptionSet, Hashable, Sendable {
+    /// The flag bits (the low four are a protocol id in NDIS).
     public var rawValue: UInt32
+    /// The flags with these bits.
     public init(rawValue: UInt32) { self.rawValue = rawValue }
+    /// `NDIS_FLAGS_MULTICAST_PACKET`.
     public static let multicast = PacketFlags(rawValue: 0x10)
+    /// `NDIS_FLAGS_DONT_LOOPBACK`: do not hand the packet back to the sender.
     public static let dontLoopback = PacketFlags(rawValue: 0x80)
+    /// `NDIS_FLAGS_IS_LOOPBACK_PACKET`: a packet that was looped back.
     public static let isLoopback = PacketFlags(rawValue: 0x100)
+    /// `NDIS_FLAGS_LOOPBACK_ONLY`.
     public static let loopbackOnly = PacketFlags(rawValue: 0x200)
+    /// `NDIS_FLAGS_DOUBLE_BUFFERED`.
     public static let doubleBuffered = PacketFlags(rawValue: 0x800)
+    /// `NDIS_FLAGS_SENT_AT_DPC`.
     public static let sentAtDPC = PacketFlags(rawValue: 0x1000)
 }
 
 /// A view of one packet descriptor (`NDIS_PACKET` with its `NDIS_PACKET_OOB_DATA`).
 @frozen
-public struct PacketDescriptor {
+@usableFromInline package struct PacketDescriptor {
     @usableFromInline let base: UnsafeMutableRawPointer
-    public let index: Int
-    public let protocolReservedBytes: Int
+    @usableFromInline package let index: Int
+    @usableFromInline package let protocolReservedBytes: Int
 
-    public static let fixedSize = 64
+    @usableFromInline package static let fixedSize = 64
 
     @usableFromInline enum Offset {
         @usableFromInline static let owner = 0
@@ -72,55 +80,55 @@ public struct PacketDescriptor {
         base.storeBytes(of: value, toByteOffset: offset, as: UInt32.self)
     }
 
-    @inlinable public var owner: PacketOwner {
+    @inlinable package var owner: PacketOwner {
         get { PacketOwner(rawValue: load(Offset.owner)) }
         nonmutating set { store(Offset.owner, newValue.rawValue) }
     }
-    public var generation: UInt32 {
+    @usableFromInline package var generation: UInt32 {
         get { load(Offset.generation) }
         nonmutating set { store(Offset.generation, newValue) }
     }
-    public var flags: PacketFlags {
+    @usableFromInline package var flags: PacketFlags {
         get { PacketFlags(rawValue: load(Offset.flags)) }
         nonmutating set { store(Offset.flags, newValue.rawValue) }
     }
     /// The OOB `Status`: the miniport's completion status while it holds the packet.
-    @inlinable public var status: NDISStatus {
+    @inlinable package var status: NDISStatus {
         get { NDISStatus(rawValue: load(Offset.status)) }
         nonmutating set { store(Offset.status, newValue.rawValue) }
     }
     /// First and last buffer of the chain (`BufferTable.none` when empty), and the cached counts.
-    public var head: UInt32 {
+    @usableFromInline package var head: UInt32 {
         get { load(Offset.head) }
         nonmutating set { store(Offset.head, newValue) }
     }
-    public var tail: UInt32 {
+    @usableFromInline package var tail: UInt32 {
         get { load(Offset.tail) }
         nonmutating set { store(Offset.tail, newValue) }
     }
-    public var bufferCount: UInt32 {
+    @usableFromInline package var bufferCount: UInt32 {
         get { load(Offset.bufferCount) }
         nonmutating set { store(Offset.bufferCount, newValue) }
     }
-    public var totalLength: UInt32 {
+    @usableFromInline package var totalLength: UInt32 {
         get { load(Offset.totalLength) }
         nonmutating set { store(Offset.totalLength, newValue) }
     }
     /// OOB `TimeToSend` (the same eight bytes as `TimeSent`).
-    public var timeToSend: UInt64 {
+    @usableFromInline package var timeToSend: UInt64 {
         get { base.load(fromByteOffset: Offset.timeToSend, as: UInt64.self) }
         nonmutating set { base.storeBytes(of: newValue, toByteOffset: Offset.timeToSend, as: UInt64.self) }
     }
-    public var timeReceived: UInt64 {
+    @usableFromInline package var timeReceived: UInt64 {
         get { base.load(fromByteOffset: Offset.timeReceived, as: UInt64.self) }
         nonmutating set { base.storeBytes(of: newValue, toByteOffset: Offset.timeReceived, as: UInt64.self) }
     }
-    public var headerSize: UInt32 {
+    @usableFromInline package var headerSize: UInt32 {
         get { load(Offset.headerSize) }
         nonmutating set { store(Offset.headerSize, newValue) }
     }
     /// OOB media-specific information: one entry (class and a 32-bit value), or nil.
-    public var mediaSpecificInformation: MediaSpecificInformation? {
+    @usableFromInline package var mediaSpecificInformation: MediaSpecificInformation? {
         get {
             guard load(Offset.mediaSpecificSize) != 0 else { return nil }
             return MediaSpecificInformation(classID: load(Offset.mediaClass), value: load(Offset.mediaValue))
@@ -133,27 +141,33 @@ public struct PacketDescriptor {
     }
 
     /// Clears the OOB block (`NdisReinitializePacket` leaves it to the protocol; allocation zeroes it).
-    public func clearOutOfBand() {
+    @usableFromInline package func clearOutOfBand() {
         (base + Offset.timeToSend).initializeMemory(
             as: UInt8.self, repeating: 0, count: Offset.protocolReserved - Offset.timeToSend)
     }
 
     /// The `ProtocolReserved` bytes.
-    public func withProtocolReserved<R>(_ body: (UnsafeMutableRawBufferPointer) throws -> R) rethrows -> R {
+    @usableFromInline package func withProtocolReserved<R>(_ body: (UnsafeMutableRawBufferPointer) throws -> R) rethrows
+        -> R
+    {
         try body(UnsafeMutableRawBufferPointer(start: base + Offset.protocolReserved, count: protocolReservedBytes))
     }
 }
 
 /// One `MEDIA_SPECIFIC_INFORMATION` entry.
 public struct MediaSpecificInformation: Hashable, Sendable {
+    /// The information's class (`NdisClass802_3Priority` is `class8023Priority`).
     public var classID: UInt32
+    /// The class's value (for the 802.3 priority class, the priority).
     public var value: UInt32
+    /// An entry of class `classID` with `value`.
     public init(classID: UInt32, value: UInt32) {
         self.classID = classID
         self.value = value
     }
     /// `NdisClass802_3Priority`.
     public static let class8023Priority: UInt32 = 0
+    /// An 802.3 priority entry (`NdisClass802_3Priority`) with `priority`.
     public static func ieee8023Priority(_ priority: UInt8) -> MediaSpecificInformation {
         MediaSpecificInformation(classID: class8023Priority, value: UInt32(priority))
     }
@@ -163,13 +177,13 @@ public struct MediaSpecificInformation: Hashable, Sendable {
 
 /// The table of packet descriptors.
 @frozen
-public struct DescriptorTable {
+@usableFromInline package struct DescriptorTable {
     @usableFromInline let base: UnsafeMutableRawPointer
-    public let count: Int
-    public let stride: Int
-    public let protocolReservedBytes: Int
+    @usableFromInline package let count: Int
+    @usableFromInline package let stride: Int
+    @usableFromInline package let protocolReservedBytes: Int
 
-    public init(_ region: UnsafeMutableRawBufferPointer, configuration: BindingConfiguration) {
+    @usableFromInline package init(_ region: UnsafeMutableRawBufferPointer, configuration: BindingConfiguration) {
         precondition(region.count >= configuration.packetCount * configuration.descriptorStride)
         base = region.baseAddress!
         count = configuration.packetCount
@@ -178,22 +192,22 @@ public struct DescriptorTable {
     }
 
     /// Descriptor `index`, which must be below `count` (check peer-supplied indices with `contains`).
-    @inlinable public subscript(index: Int) -> PacketDescriptor {
+    @inlinable package subscript(index: Int) -> PacketDescriptor {
         precondition(index >= 0 && index < count, "descriptor index out of range")
         return PacketDescriptor(base: base + index * stride, index: index, protocolReservedBytes: protocolReservedBytes)
     }
 
-    @inlinable public func contains(_ index: UInt32) -> Bool { Int(index) < count }
+    @inlinable package func contains(_ index: UInt32) -> Bool { Int(index) < count }
 }
 
 /// One buffer descriptor (`NDIS_BUFFER`): a byte range of one data-area chunk, and the chain link.
 @frozen
-public struct BufferDescriptor {
+@usableFromInline package struct BufferDescriptor {
     @usableFromInline let base: UnsafeMutableRawPointer
     /// Also the index of the buffer's chunk.
-    public let index: Int
+    @usableFromInline package let index: Int
 
-    public static let size = 16
+    @usableFromInline package static let size = 16
 
     @inlinable init(base: UnsafeMutableRawPointer, index: Int) {
         self.base = base
@@ -201,16 +215,16 @@ public struct BufferDescriptor {
     }
 
     /// The next buffer in the packet's chain (`NDIS_BUFFER_LINKAGE`), or `BufferTable.none`.
-    public var next: UInt32 {
+    @usableFromInline package var next: UInt32 {
         get { base.load(fromByteOffset: 0, as: UInt32.self) }
         nonmutating set { base.storeBytes(of: newValue, toByteOffset: 0, as: UInt32.self) }
     }
     /// Where the buffer's bytes start in its chunk.
-    public var offset: UInt32 {
+    @usableFromInline package var offset: UInt32 {
         get { base.load(fromByteOffset: 4, as: UInt32.self) }
         nonmutating set { base.storeBytes(of: newValue, toByteOffset: 4, as: UInt32.self) }
     }
-    public var length: UInt32 {
+    @usableFromInline package var length: UInt32 {
         get { base.load(fromByteOffset: 8, as: UInt32.self) }
         nonmutating set { base.storeBytes(of: newValue, toByteOffset: 8, as: UInt32.self) }
     }
@@ -218,19 +232,19 @@ public struct BufferDescriptor {
 
 /// The table of buffer descriptors, one per data-area chunk.
 @frozen
-public struct BufferTable {
+@usableFromInline package struct BufferTable {
     @usableFromInline let base: UnsafeMutableRawPointer
-    public let count: Int
+    @usableFromInline package let count: Int
     /// The chain terminator.
-    public static let none = UInt32.max
+    @usableFromInline package static let none = UInt32.max
 
-    public init(_ region: UnsafeMutableRawBufferPointer, count: Int) {
+    @usableFromInline package init(_ region: UnsafeMutableRawBufferPointer, count: Int) {
         precondition(region.count >= count * BufferDescriptor.size)
         base = region.baseAddress!
         self.count = count
     }
 
-    @inlinable public subscript(index: Int) -> BufferDescriptor {
+    @inlinable package subscript(index: Int) -> BufferDescriptor {
         precondition(index >= 0 && index < count, "buffer index out of range")
         return BufferDescriptor(base: base + index * BufferDescriptor.size, index: index)
     }

@@ -1,17 +1,17 @@
 /// The payload the stress tools send and the checking drivers verify: a 16-byte header (magic, length,
 /// sequence number) and then bytes that depend on the sequence number and position, so a lost,
 /// reordered, torn or misdirected packet is caught byte for byte.
-public enum PayloadPattern {
-    public static let magic: UInt32 = 0x4C50_5052  // "RPPL"
-    public static let headerSize = 16
+@usableFromInline package enum PayloadPattern {
+    @usableFromInline package static let magic: UInt32 = 0x4C50_5052  // "RPPL"
+    @usableFromInline package static let headerSize = 16
 
-    @inlinable public static func byte(_ sequence: UInt64, _ position: Int) -> UInt8 {
+    @inlinable package static func byte(_ sequence: UInt64, _ position: Int) -> UInt8 {
         UInt8(truncatingIfNeeded: sequence &* 131 &+ UInt64(position) &* 7)
     }
 
     /// Writes the pattern of packet `sequence`, `bytes.count` long (at least `headerSize`), at `start`
     /// bytes into the packet (a packet spans several buffers).
-    @inlinable public static func fill(
+    @inlinable package static func fill(
         _ bytes: UnsafeMutableRawBufferPointer, sequence: UInt64, totalLength: Int, start: Int
     ) {
         let headerEnd = max(0, min(bytes.count, headerSize - start))
@@ -31,12 +31,12 @@ public enum PayloadPattern {
     }
 
     /// The sequence number of a whole payload, if every byte is what it should be.
-    public static func verify(_ payload: [UInt8]) -> UInt64? {
+    @usableFromInline package static func verify(_ payload: [UInt8]) -> UInt64? {
         payload.withUnsafeBytes { verify($0) }
     }
 
     /// The same, in place (a received frame's bytes in the shared data area, say).
-    @inlinable public static func verify(_ payload: UnsafeRawBufferPointer) -> UInt64? {
+    @inlinable package static func verify(_ payload: UnsafeRawBufferPointer) -> UInt64? {
         guard payload.count >= headerSize else { return nil }
         var sequence: UInt64 = 0
         for i in (8..<16).reversed() { sequence = sequence << 8 | UInt64(payload[i]) }
@@ -54,7 +54,7 @@ public enum PayloadPattern {
 
     /// The status the checking test drivers complete packet `sequence` with: mostly `SUCCESS`, and
     /// `FAILURE` for about one in 97, so protocols can check each completion carries the driver's status.
-    public static func expectedStatus(_ sequence: UInt64) -> NDISStatus {
+    @usableFromInline package static func expectedStatus(_ sequence: UInt64) -> NDISStatus {
         sequence % 97 == 13 ? .failure : .success
     }
 }

@@ -1,4 +1,4 @@
-import CRingportShim
+import _RingportShim
 
 // Shared memory: the segment header is written once by the creator before any peer maps the segment.
 // A peer may overwrite it later; so each side validates it once against the real mapping size and keeps
@@ -6,15 +6,15 @@ import CRingportShim
 
 /// What a region of a segment holds.
 @frozen
-public struct RegionKind: RawRepresentable, Hashable, Sendable, CustomStringConvertible {
-    public var rawValue: UInt32
-    public init(rawValue: UInt32) { self.rawValue = rawValue }
-    public static let control = RegionKind(rawValue: 1)
-    public static let packetRing = RegionKind(rawValue: 2)
-    public static let fragmentRing = RegionKind(rawValue: 3)
-    public static let dataArea = RegionKind(rawValue: 4)
-    public static let descriptorTable = RegionKind(rawValue: 5)
-    public var description: String {
+package struct RegionKind: RawRepresentable, Hashable, Sendable, CustomStringConvertible {
+    package var rawValue: UInt32
+    package init(rawValue: UInt32) { self.rawValue = rawValue }
+    package static let control = RegionKind(rawValue: 1)
+    package static let packetRing = RegionKind(rawValue: 2)
+    package static let fragmentRing = RegionKind(rawValue: 3)
+    package static let dataArea = RegionKind(rawValue: 4)
+    package static let descriptorTable = RegionKind(rawValue: 5)
+    package var description: String {
         switch self {
         case .control: "control"
         case .packetRing: "packet ring"
@@ -27,15 +27,15 @@ public struct RegionKind: RawRepresentable, Hashable, Sendable, CustomStringConv
 }
 
 /// One entry of the region table: where a region sits in the segment.
-public struct Region: Hashable, Sendable {
-    public var kind: RegionKind
-    public var queue: UInt16
-    public var offset: Int
-    public var length: Int
+package struct Region: Hashable, Sendable {
+    package var kind: RegionKind
+    package var queue: UInt16
+    package var offset: Int
+    package var length: Int
 }
 
 /// Errors in a segment's layout: what its header or a ring header says does not hold.
-public enum SegmentError: Error, Hashable, Sendable, CustomStringConvertible {
+package enum SegmentError: Error, Hashable, Sendable, CustomStringConvertible {
     case tooSmall(actual: Int)
     case badMagic(UInt64)
     case badVersion(UInt32)
@@ -47,7 +47,7 @@ public enum SegmentError: Error, Hashable, Sendable, CustomStringConvertible {
     case ringHeaderTooSmall(length: Int)
     case badRingGeometry(String)
 
-    public var description: String {
+    package var description: String {
         switch self {
         case .tooSmall(let actual): "segment of \(actual) bytes is smaller than its header"
         case .badMagic(let magic): "bad magic 0x\(String(magic, radix: 16)): not a Ringport segment"
@@ -64,15 +64,15 @@ public enum SegmentError: Error, Hashable, Sendable, CustomStringConvertible {
 }
 
 /// Plans a segment: a 4 KiB header, then regions, each cache-block aligned.
-public struct SegmentLayout: Sendable {
-    public private(set) var regions: [Region] = []
-    public private(set) var totalSize = Int(RP_SEGMENT_HEADER_SIZE)
+package struct SegmentLayout: Sendable {
+    package private(set) var regions: [Region] = []
+    package private(set) var totalSize = Int(RP_SEGMENT_HEADER_SIZE)
 
-    public init() {}
+    package init() {}
 
     /// Appends a region of `length` bytes; returns its entry.
     @discardableResult
-    public mutating func add(_ kind: RegionKind, queue: UInt16 = 0, length: Int, alignment: Int = Int(RP_CACHE_BLOCK))
+    package mutating func add(_ kind: RegionKind, queue: UInt16 = 0, length: Int, alignment: Int = Int(RP_CACHE_BLOCK))
         -> Region
     {
         precondition(regions.count < Int(RP_MAX_REGIONS), "too many regions")
@@ -86,10 +86,10 @@ public struct SegmentLayout: Sendable {
 }
 
 /// A segment header, validated against the mapping it was read from. A private copy.
-public struct SegmentHeader: Hashable, Sendable {
-    public let segmentID: UInt64
-    public let totalSize: Int
-    public let regions: [Region]
+package struct SegmentHeader: Hashable, Sendable {
+    package let segmentID: UInt64
+    package let totalSize: Int
+    package let regions: [Region]
 
     @usableFromInline enum Offset {
         static let magic = 0
@@ -103,7 +103,7 @@ public struct SegmentHeader: Hashable, Sendable {
     }
 
     /// Writes the header for `layout` at the start of `segment` (zeroed, `layout.totalSize` bytes).
-    public static func write(_ layout: SegmentLayout, segmentID: UInt64, into segment: UnsafeMutableRawBufferPointer) {
+    package static func write(_ layout: SegmentLayout, segmentID: UInt64, into segment: UnsafeMutableRawBufferPointer) {
         precondition(segment.count >= layout.totalSize, "segment smaller than its layout")
         let base = segment.baseAddress!
         base.storeBytes(of: UInt32(RP_LAYOUT_VERSION), toByteOffset: Offset.layoutVersion, as: UInt32.self)
@@ -123,7 +123,7 @@ public struct SegmentHeader: Hashable, Sendable {
     }
 
     /// Reads and checks the header of a mapping of `mapping.count` bytes (its real size, from fstat).
-    public static func validate(_ mapping: UnsafeRawBufferPointer) throws(SegmentError) -> SegmentHeader {
+    package static func validate(_ mapping: UnsafeRawBufferPointer) throws(SegmentError) -> SegmentHeader {
         guard let base = mapping.baseAddress, mapping.count >= Int(RP_SEGMENT_HEADER_SIZE) else {
             throw .tooSmall(actual: mapping.count)
         }
@@ -165,7 +165,7 @@ public struct SegmentHeader: Hashable, Sendable {
     }
 
     /// The region of `kind` for `queue`.
-    public func region(_ kind: RegionKind, queue: UInt16 = 0) throws(SegmentError) -> Region {
+    package func region(_ kind: RegionKind, queue: UInt16 = 0) throws(SegmentError) -> Region {
         guard let region = regions.first(where: { $0.kind == kind && $0.queue == queue }) else {
             throw .missingRegion(kind, queue: queue)
         }

@@ -4,11 +4,11 @@ import Atomics
 
 /// A 32-bit atomic word in shared memory (a flag, a counter, a futex word).
 @frozen
-public struct SharedWord {
+@usableFromInline package struct SharedWord {
     @usableFromInline let address: UnsafeMutablePointer<UInt32>
 
     /// A word at `offset` in `region`; the offset must be 4-byte aligned and inside the region.
-    public init(_ region: UnsafeMutableRawBufferPointer, offset: Int) {
+    @usableFromInline package init(_ region: UnsafeMutableRawBufferPointer, offset: Int) {
         precondition(offset >= 0 && offset % 4 == 0 && offset + 4 <= region.count, "word outside its region")
         address = (region.baseAddress! + offset).bindMemory(to: UInt32.self, capacity: 1)
     }
@@ -18,13 +18,13 @@ public struct SharedWord {
     }
 
     /// Acquire: pairs with `store`'s release.
-    @inlinable public func load() -> UInt32 { atomic.load(ordering: .acquiring) }
+    @inlinable package func load() -> UInt32 { atomic.load(ordering: .acquiring) }
     /// Release: everything written before it is visible to a peer that loads the new value.
-    @inlinable public func store(_ value: UInt32) { atomic.store(value, ordering: .releasing) }
+    @inlinable package func store(_ value: UInt32) { atomic.store(value, ordering: .releasing) }
     /// Sequentially consistent read-modify-write; returns the old value.
-    @inlinable @discardableResult public func add(_ value: UInt32) -> UInt32 {
+    @inlinable @discardableResult package func add(_ value: UInt32) -> UInt32 {
         atomic.loadThenWrappingIncrement(by: value, ordering: .sequentiallyConsistent)
     }
     /// The word's address, for futex calls.
-    public var futexAddress: UnsafeMutablePointer<UInt32> { address }
+    @usableFromInline package var futexAddress: UnsafeMutablePointer<UInt32> { address }
 }

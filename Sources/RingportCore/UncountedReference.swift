@@ -2,19 +2,19 @@
 /// handles (their binding counts them and holds itself while any exist) and the miniport's pass over the
 /// bindings it holds. The unsafe part of both, in one place.
 @frozen
-public struct UncountedReference<Object: AnyObject> {
+@usableFromInline package struct UncountedReference<Object: AnyObject> {
     @usableFromInline let unmanaged: Unmanaged<Object>
 
-    @inlinable public init(_ object: Object) { unmanaged = .passUnretained(object) }
+    @inlinable package init(_ object: Object) { unmanaged = .passUnretained(object) }
 
     /// Calls `body` with the object, which the caller promises stays alive meanwhile.
-    @inlinable @inline(__always) public func callAsFunction<R>(_ body: (Object) throws -> R) rethrows -> R {
+    @inlinable @inline(__always) package func callAsFunction<R>(_ body: (Object) throws -> R) rethrows -> R {
         try unmanaged._withUnsafeGuaranteedRef(body)
     }
 
     /// One strong reference more (an object keeping itself alive).
-    @inlinable public func retain() { _ = unmanaged.retain() }
+    @inlinable package func retain() { _ = unmanaged.retain() }
 
     /// Gives one back; the caller must not use the object after it (it may be the last).
-    @inlinable public func release() { unmanaged.release() }
+    @inlinable package func release() { unmanaged.release() }
 }

@@ -9,5 +9,6 @@ public enum WaitPolicy: String, Sendable, CaseIterable {
     /// Sleeps at once; batching amortizes the wake-ups. The least CPU, the most latency.
     case blocking
 
+    /// `adaptive`.
     public static let `default` = WaitPolicy.adaptive
 }

@@ -1,3 +1,4 @@
+import DequeModule
 import Glibc
 import Logging
 import RingportCore
@@ -15,7 +16,7 @@ final class Connection {
     /// The budget the binding holds against the caps (given back when the connection goes).
     var charge: Int?
     /// Answers not yet taken by the socket, each with a descriptor to pass (owned here) or -1.
-    var output: [(bytes: [UInt8], descriptor: CInt)] = []
+    var output: Deque<(bytes: [UInt8], descriptor: CInt)> = []
     /// When the output first could not be written (monotonic ns), while it still cannot.
     var blockedSince: UInt64?
     /// Close once the output is out (a refused open on a connection without a binding).
@@ -94,7 +95,9 @@ struct ControlPlane {
     /// No accept before this (monotonic ns): back-off after `EMFILE` and other accept failures.
     var acceptResumes: UInt64 = 0
     var acceptPause: UInt64 = 0
-    var counters = ControlCounters()
+    var counters = ControlCounters() {
+        didSet { miniport.controlCounters.withLock { $0 = counters } }  // for the metrics; changes are rare
+    }
     var acceptLog = LogLimiter(burst: 5)
     var clientLog = LogLimiter(burst: 10)
 
@@ -327,7 +330,15 @@ struct ControlPlane {
             var statistics = miniport.statistics.withLock { $0 }
             counters.apply(to: &statistics)
             send(.statistics(statistics), on: connection)
-        case .opened, .closed, .statistics:
+        case .queryAdapter:
+            send(.adapter(miniport.adapterInfo()), on: connection)
+        case .queryBinding(let after):
+            // The smallest id above `after`: a cursor that holds while bindings come and go.
+            let next = miniport.bindingStatistics.withLock { list in
+                list.lazy.filter { $0.id > after }.min { $0.id < $1.id }
+            }
+            send(next.map { .binding($0) } ?? .noMoreBindings, on: connection)
+        case .opened, .closed, .statistics, .adapter, .binding, .noMoreBindings:
             refuse(connection, .failure)
         }
     }
@@ -371,8 +382,9 @@ struct ControlPlane {
             connection.charge = bytes
             budget.charge(peer, bytes: bytes)
             miniport.bindingCount.wrappingIncrement(ordering: .relaxed)
-            miniport.enqueue(
-                .add(BindingResources(id: id, segment: segment, regions: regions, processID: peer.processID)))
+            let resources = BindingResources(
+                id: id, segment: segment, regions: regions, processID: peer.processID, userID: peer.userID)
+            miniport.enqueue(.add(resources))
         } catch {
             Self.log(miniport.logger, &clientLog, "opening a binding for process \(peer.processID): \(error)")
             refuse(connection, .resources)

@@ -4,7 +4,7 @@ import RingportCore
 import RingportSystem
 
 /// The data thread: owns every binding's rings and the driver; polls the bindings in turn; sleeps on
-/// their wake words (and the doorbell) when nothing moves (DESIGN.md I9).
+/// their wake words (and the doorbell) when nothing moves (Docs/Design.md, invariant 9).
 struct DataPlane {
     let miniport: Miniport
     let context: MiniportContext
@@ -14,6 +14,7 @@ struct DataPlane {
     var removedFailed: UInt64 = 0
     var removedReceived: UInt64 = 0
     var removedDropped: UInt64 = 0
+    var removedReceivedBytes: UInt64 = 0
     var lastStatistics: UInt64 = 0
     var lastDoorbell: UInt32 = 0
     var turns = 0
@@ -93,6 +94,7 @@ struct DataPlane {
             driverWaits = driverWaits || last.driverBusy
             publishStatistics(force: true)
             spinner.willSleep()
+            miniport.dataPlaneSleeps.store(spinner.sleeps, ordering: .relaxed)
             if wakeChannelsBindings != bindingsChanged {
                 wakeChannels = context.bindings.prefix(MultiWait.limit - 1).map { $0.regions.control.miniportWake }
                 wakeChannelsBindings = bindingsChanged
@@ -174,6 +176,7 @@ struct DataPlane {
         removedFailed += binding.failed
         removedReceived += binding.received
         removedDropped += binding.dropped
+        removedReceivedBytes += binding.receivedBytes
         context.remove(id, protocolAlive: protocolAlive)
         bindingsChanged += 1
         miniport.bindingCount.wrappingDecrement(ordering: .relaxed)
@@ -209,6 +212,7 @@ struct DataPlane {
         s.receiversStalled = context.receiversStalled
         s.packetsReceived = removedReceived + context.bindings.reduce(0) { $0 + $1.received }
         s.packetsDropped = removedDropped + context.bindings.reduce(0) { $0 + $1.dropped }
+        s.bytesReceived = removedReceivedBytes + context.bindings.reduce(0) { $0 + $1.receivedBytes }
         for binding in context.bindings {
             binding.regions.control.setStatistic(0, binding.packets)
             binding.regions.control.setStatistic(1, binding.bytes)
@@ -216,5 +220,10 @@ struct DataPlane {
             binding.regions.control.setStatistic(3, binding.dropped)
         }
         miniport.statistics.withLock { $0 = s }
+        let bindings = context.bindings
+        miniport.bindingStatistics.withLock { list in
+            list.removeAll(keepingCapacity: true)  // reused: a publish allocates nothing once warm
+            for binding in bindings { list.append(binding.statistics()) }
+        }
     }
 }

@@ -4,6 +4,7 @@ public import RingportCore
 /// A plain value the driver may keep until it completes the packet; the framework checks it then, so a
 /// packet completed twice, or after its binding went away, is refused, never double-counted.
 public struct MiniportPacket: Hashable, Sendable {
+    /// The binding that sent the packet.
     public let binding: UInt64
     let slot: UInt32
     let round: UInt32
@@ -27,8 +28,11 @@ public protocol MiniportDriver: AnyObject {
 }
 
 extension MiniportDriver {
+    /// Does nothing.
     public func bindingOpened(_ binding: UInt64, context: MiniportContext) {}
+    /// Does nothing: a driver that holds nothing per binding has nothing to forget.
     public func bindingClosing(_ binding: UInt64, context: MiniportContext) {}
+    /// Does nothing and reports no deferred work.
     public func poll(context: MiniportContext) -> Bool { false }
 }
 
@@ -52,6 +56,9 @@ public protocol SendPacketsHandler: NDISDriver {
 
 /// `MiniportSend`, for drivers without an array handler.
 public protocol SendHandler: NDISDriver {
+    /// Takes one packet and answers its status as a serialized `MiniportSend` does: `SUCCESS` or `FAILURE`
+    /// completes it now, `PENDING` means the driver completes it later with `sendComplete`, `RESOURCES` hands
+    /// it and every later packet back to the framework, which resubmits them in order.
     func send(_ packet: MiniportPacket, context: MiniportContext) -> NDISStatus
 }
 
@@ -64,6 +71,7 @@ public protocol RingDriver: MiniportDriver {
 
 /// A binding's transmit queue as a ring-style driver sees it.
 public struct TransmitQueue {
+    /// The binding whose queue this is.
     public let binding: UInt64
     /// The queue's rings, driver side.
     public let rings: NetRingCollection
@@ -89,6 +97,7 @@ public struct TransmitQueue {
 /// A binding's receive queue as a ring-style driver sees it: the OS posted buffers (fragment ring) and packet
 /// slots; the driver fills buffers, writes packets and returns both with the Rx iterators (drain then post).
 public struct ReceiveQueue {
+    /// The binding whose queue this is.
     public let binding: UInt64
     /// The queue's rings, driver side.
     public let rings: NetRingCollection
@@ -112,13 +121,19 @@ public struct PacketView {
     let fragments: [Range<Int>]
     let data: DataArea
 
+    /// The packet's flags, as the protocol set them.
     public var flags: PacketFlags { descriptor.flags }
+    /// OOB `TimeToSend`, as the protocol set it.
     public var timeToSend: UInt64 { descriptor.timeToSend }
+    /// OOB `HeaderSize`, as the protocol set it.
     public var headerSize: Int { Int(descriptor.headerSize) }
+    /// OOB media-specific information (an 802.3 priority, for example), if the protocol set any.
     public var mediaSpecificInformation: MediaSpecificInformation? { descriptor.mediaSpecificInformation }
     /// Sets OOB `TimeSent` (the miniport may, while it holds the packet).
     public func setTimeSent(_ time: UInt64) { descriptor.timeToSend = time }
+    /// The packet's fragments (one per chained buffer).
     public var fragmentCount: Int { fragments.count }
+    /// The payload's length in bytes, over all fragments.
     public var totalLength: Int { fragments.reduce(0) { $0 + $1.count } }
     /// The bytes of fragment `index`.
     public func withFragmentBytes<R>(_ index: Int, _ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {

@@ -1,3 +1,4 @@
+import DequeModule
 import RingportCore
 import RingportSystem
 
@@ -23,7 +24,7 @@ struct SequenceChecker {
 
 /// Packets a test driver holds (completed later, in FIFO order) and its resources-available timer.
 struct DeferredCompletions {
-    var pending: [(packet: MiniportPacket, status: NDISStatus, due: UInt64)] = []
+    var pending: Deque<(packet: MiniportPacket, status: NDISStatus, due: UInt64)> = []
     var resourcesDue: UInt64?
 
     /// After a `RESOURCES`: if nothing is held, no completion will resubmit, so signal resources later.
@@ -78,15 +79,19 @@ struct TestDriverState {
 /// `null`: completes every packet with `SUCCESS` (ring style: post and drain in one pass), counting packets
 /// and bytes. With `verify`, it checks every byte and the order per binding, and fails bad packets.
 public final class NullDriver: RingDriver {
+    /// `null`.
     public let name = "null"
     let verify: Bool
     @exclusivity(unchecked) var checker = SequenceChecker()
     @exclusivity(unchecked) var scratch: [UInt8] = []
 
+    /// A null driver; with `verify`, every byte and the order are checked and bad packets fail.
     public init(verify: Bool = false) { self.verify = verify }
 
+    /// Forgets where the binding's sequence stood.
     public func bindingClosing(_ binding: UInt64, context: MiniportContext) { checker.next[binding] = nil }
 
+    /// Takes every posted packet, completes it with `SUCCESS` (or fails it), and returns it in the same turn.
     public func advance(_ queue: TransmitQueue, context: MiniportContext) throws(NetRingViolation) {
         let rings = queue.rings
         var post = rings.postPackets()
@@ -139,31 +144,24 @@ public final class NullDriver: RingDriver {
     }
 }
 
-/// A small deterministic generator for the test drivers.
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
-
 /// `resources`: a serialized NDIS 5 driver that answers `RESOURCES` at random points of each array, keeps
 /// some packets `PENDING` and completes them later (in order), and signals resources-available itself
 /// when it holds nothing. It checks bytes and FIFO order per binding, across the requeues.
 public final class ResourcesDriver: SendPacketsHandler {
+    /// `resources`.
     public let name = "resources"
+    /// Serialized: each packet gets its status in `sendPackets`.
     public let isSerialized = true
+    /// At most 16 packets an array.
     public let maxSendPackets = 16
     var state: TestDriverState
 
+    /// A driver whose choices follow `seed`, holding a pending packet up to `maxDelayMicroseconds`.
     public init(seed: UInt64, maxDelayMicroseconds: Int = 300) {
         state = TestDriverState(seed: seed, maxDelayMicroseconds: maxDelayMicroseconds)
     }
 
+    /// Completes, pends or refuses (`RESOURCES`) each packet, at random.
     public func sendPackets(_ packets: [MiniportPacket], statuses: inout [NDISStatus], context: MiniportContext) {
         let refuseAt = Int.random(in: 0...packets.count + 2, using: &state.random)  // past the end: take them all
         let now = ProcessControl.monotonicNanoseconds()
@@ -185,27 +183,34 @@ public final class ResourcesDriver: SendPacketsHandler {
         }
     }
 
+    /// Completes the pending packets that are due; true while it holds any.
     public func poll(context: MiniportContext) -> Bool { state.deferred.poll(context: context) }
 
+    /// Forgets the binding's pending packets (the framework completes them with `CLOSING`).
     public func bindingClosing(_ binding: UInt64, context: MiniportContext) { state.forget(binding) }
 }
 
 /// `random-order`: a deserialized NDIS 5 driver that accepts every packet and completes each after a random
 /// delay, in random order. It checks bytes and arrival order per binding.
 public final class RandomOrderDriver: SendPacketsHandler {
+    /// `random-order`.
     public let name = "random-order"
+    /// Deserialized: every packet is accepted and completes through `sendComplete`.
     public let isSerialized = false
+    /// At most 32 packets an array.
     public let maxSendPackets = 32
     var random: SplitMix64
     var checker = SequenceChecker()
     var pending: [(packet: MiniportPacket, status: NDISStatus, due: UInt64)] = []
     let maxDelay: UInt64
 
+    /// A driver whose delays follow `seed`, each up to `maxDelayMicroseconds`.
     public init(seed: UInt64, maxDelayMicroseconds: Int = 500) {
         random = SplitMix64(state: seed)
         maxDelay = UInt64(max(0, maxDelayMicroseconds)) * 1000
     }
 
+    /// Accepts every packet and gives it a random due time.
     public func sendPackets(_ packets: [MiniportPacket], statuses: inout [NDISStatus], context: MiniportContext) {
         let now = ProcessControl.monotonicNanoseconds()
         for packet in packets {
@@ -214,6 +219,7 @@ public final class RandomOrderDriver: SendPacketsHandler {
         }
     }
 
+    /// Completes the packets that are due, in random order; true while it holds any.
     public func poll(context: MiniportContext) -> Bool {
         guard !pending.isEmpty else { return false }
         let now = ProcessControl.monotonicNanoseconds()
@@ -226,6 +232,7 @@ public final class RandomOrderDriver: SendPacketsHandler {
         return !pending.isEmpty
     }
 
+    /// Forgets the binding's packets (the framework completes them with `CLOSING`).
     public func bindingClosing(_ binding: UInt64, context: MiniportContext) {
         pending.removeAll { $0.packet.binding == binding }
         checker.next[binding] = nil
@@ -237,15 +244,20 @@ public final class RandomOrderDriver: SendPacketsHandler {
 /// order) or the packet's status, signals resources-available itself when it holds nothing, and checks bytes
 /// and FIFO order per binding across the requeues.
 public final class SerialDriver: SendHandler {
+    /// `serial`.
     public let name = "serial"
+    /// Serialized: each packet gets its status from `send`.
     public let isSerialized = true
+    /// At most 8 packets a turn.
     public let maxSendPackets = 8
     var state: TestDriverState
 
+    /// A driver whose choices follow `seed`, holding a pending packet up to `maxDelayMicroseconds`.
     public init(seed: UInt64, maxDelayMicroseconds: Int = 300) {
         state = TestDriverState(seed: seed, maxDelayMicroseconds: maxDelayMicroseconds)
     }
 
+    /// Completes, pends or refuses (`RESOURCES`) the packet, at random.
     public func send(_ packet: MiniportPacket, context: MiniportContext) -> NDISStatus {
         let now = ProcessControl.monotonicNanoseconds()
         if Int.random(in: 0..<8, using: &state.random) == 0 {
@@ -260,8 +272,10 @@ public final class SerialDriver: SendHandler {
         return .pending
     }
 
+    /// Completes the pending packets that are due; true while it holds any.
     public func poll(context: MiniportContext) -> Bool { state.deferred.poll(context: context) }
 
+    /// Forgets the binding's pending packets (the framework completes them with `CLOSING`).
     public func bindingClosing(_ binding: UInt64, context: MiniportContext) { state.forget(binding) }
 }
 
@@ -278,10 +292,15 @@ public final class SerialDriver: SendHandler {
 /// dropped for (counted as its drops and as a stall) until it posts buffers again, so one stalled receiver
 /// never holds the others; with `drop`, a receiver with no posted buffer loses those frames, counted for it.
 public final class HubDriver: SendPacketsHandler {
+    /// Where a frame goes: back to its sender (`loopback`) or to every other binding that receives (`hub`).
     public enum Mode: String, Sendable { case loopback, hub }
+    /// What happens to a frame for a receiver with no posted buffer: it waits (`lossless`) or is dropped and
+    /// counted (`drop`).
     public enum Policy: String, Sendable { case lossless, drop }
 
+    /// `loopback` or `hub`.
     public var name: String { mode.rawValue }
+    /// Deserialized: a packet completes once every receiver has taken it.
     public let isSerialized = false
     /// The framework's whole turn budget in one call.
     public let maxSendPackets = 256
@@ -334,8 +353,10 @@ public final class HubDriver: SendPacketsHandler {
     /// Rotates which sender a destination is served from first.
     @exclusivity(unchecked) var rotation: UInt = 0
 
+    /// How long a lossless hub waits, by default, for a receiver that takes nothing before dropping for it.
     public static let defaultStallTimeoutMilliseconds = 1000
 
+    /// A hub or loopback with `policy`; `stallTimeoutMilliseconds` nil waits for a stalled receiver for ever.
     public init(
         mode: Mode, policy: Policy = .lossless, stallTimeoutMilliseconds: Int? = defaultStallTimeoutMilliseconds
     ) {
@@ -349,6 +370,7 @@ public final class HubDriver: SendPacketsHandler {
         mode == .loopback ? sender == receiver : sender != receiver
     }
 
+    /// Makes the binding a sender and, if it receives, a destination from now on.
     public func bindingOpened(_ binding: UInt64, context: MiniportContext) {
         _ = sender(binding, context: context)
     }
@@ -583,6 +605,7 @@ public final class HubDriver: SendPacketsHandler {
         return true
     }
 
+    /// Drops the binding as a sender and as a receiver (the framework completes what it sent with `CLOSING`).
     public func bindingClosing(_ binding: UInt64, context: MiniportContext) {
         if let r = receivers.firstIndex(where: { $0.binding.id == binding }) {
             if receivers[r].waitingSince != nil { clocks -= 1 }
@@ -601,8 +624,11 @@ public final class HubDriver: SendPacketsHandler {
 
 /// The built-in drivers, by name.
 public enum BuiltInDrivers {
+    /// The names `make` knows, as `ringportd --driver` takes them.
     public static let names = ["null", "resources", "serial", "random-order", "loopback", "hub"]
 
+    /// The built-in driver named `name`, or nil. `verify` turns on the null driver's checks, `seed` drives the
+    /// random ones, `policy` and `stallTimeoutMilliseconds` are the hub's and loopback's.
     public static func make(
         _ name: String,
         verify: Bool,

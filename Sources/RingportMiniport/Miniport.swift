@@ -8,7 +8,9 @@ import Synchronization
 
 /// How a miniport serves its adapter.
 public struct MiniportOptions: Sendable {
+    /// The adapter's name (1 to 64 of `A-Z a-z 0-9 . _ -`), as protocols pass it to `Adapter.open`.
     public var adapter: String
+    /// Where the control socket and the adapter's lock file go.
     public var directory: RuntimeDirectory
     /// The most a binding may be granted.
     public var limits: BindingConfiguration
@@ -25,14 +27,18 @@ public struct MiniportOptions: Sendable {
     /// Caps on what clients may hold (SO_PEERCRED names the process and user): bindings per process and
     /// per user, segment bytes per user and in all. An open beyond one is answered RESOURCES.
     public var maxBindingsPerProcess = 16
+    /// Bindings one user may hold at once.
     public var maxBindingsPerUser = 64
+    /// Segment bytes one user's bindings may hold at once.
     public var maxMemoryPerUser = 1 << 30
+    /// Segment bytes all bindings may hold at once.
     public var maxMemory = 4 << 30
     /// Most control connections at once (nil: 4096, or fewer if the descriptor limit is lower).
     public var maxConnections: Int?
     /// A group whose members may bind: the socket becomes 0660 in that group, the directory searchable by it.
     public var group: String?
 
+    /// Options for `adapter` with the given settings; the caps and `group` keep their defaults (set them after).
     public init(
         adapter: String,
         directory: RuntimeDirectory = RuntimeDirectory(),
@@ -56,12 +62,16 @@ public struct MiniportOptions: Sendable {
 
 /// Why a miniport could not start.
 public enum MiniportError: Error, CustomStringConvertible {
+    /// The adapter name is not 1 to 64 of `A-Z a-z 0-9 . _ -`.
     case badAdapterName(String)
+    /// Another miniport holds the adapter's lock: it serves the adapter already.
     case alreadyRunning(String)
+    /// A system call failed (creating the socket, for example).
     case system(SystemError)
     /// The runtime directory (or the group for it) is refused: another user could have planted it.
     case runtimeDirectory(RuntimeDirectory.Failure)
 
+    /// What went wrong, on one line.
     public var description: String {
         switch self {
         case .runtimeDirectory(let failure): "runtime directory: \(failure)"
@@ -81,11 +91,14 @@ enum Command: Sendable {
 /// A miniport serving one adapter: the control thread accepts bindings, the data thread runs the
 /// framework over the driver. `run()` returns after `requestStop()`, with every binding closed.
 public final class Miniport: @unchecked Sendable {
+    /// The options it serves with.
     public let options: MiniportOptions
     let driver: any MiniportDriver
+    /// Where the miniport logs: bindings opened and closed, broken rules (rate-limited), failures.
     public let logger: Logger
     let lock: AdapterLock
     let listener: ControlSocket
+    /// The control socket protocols connect to.
     public let socketPath: String
 
     let stopRequested = ManagedAtomic<Bool>(false)
@@ -95,6 +108,14 @@ public final class Miniport: @unchecked Sendable {
     /// Bindings the data thread removed at their protocol's request: the control thread answers `closed`.
     let removed = Mutex<[UInt64]>([])
     let statistics = Mutex(AdapterStatistics())
+    /// Each open binding as the data thread last published it (with the adapter's statistics).
+    let bindingStatistics = Mutex<[BindingStatistics]>([])
+    /// The control plane's counters, copied out as they change.
+    let controlCounters = Mutex(ControlCounters())
+    /// Waits of the data thread that ended in a sleep.
+    let dataPlaneSleeps = ManagedAtomic<UInt64>(0)
+    /// The driver's name, read once (the driver itself is the data thread's).
+    let driverName: String
     let bindingCount = ManagedAtomic<Int>(0)
     /// A process-local word the data thread also waits on: commands and stop ring it.
     let doorbellStorage: UnsafeMutableRawBufferPointer
@@ -102,10 +123,14 @@ public final class Miniport: @unchecked Sendable {
     /// A pipe the control thread also polls, so it sleeps until there is something to do.
     let controlWake: (read: Int32, write: Int32)
 
+    /// Takes the adapter's lock, creates the runtime directory if needed and listens on the control socket; the
+    /// miniport serves nothing until `run()`. Throws if another miniport serves the adapter, the directory is
+    /// refused, or the socket cannot be made.
     public init(options: MiniportOptions, driver: any MiniportDriver, logger: Logger) throws(MiniportError) {
         guard RuntimeDirectory.isValidAdapterName(options.adapter) else { throw .badAdapterName(options.adapter) }
         self.options = options
         self.driver = driver
+        driverName = driver.name
         self.logger = logger
         let group: gid_t?
         do throws(RuntimeDirectory.Failure) {
@@ -208,4 +233,26 @@ public final class Miniport: @unchecked Sendable {
     }
 
     let controlDone = ManagedAtomic<Bool>(false)
+
+    /// What serves the adapter, as `queryAdapter` answers it.
+    func adapterInfo() -> AdapterInfo {
+        var info = AdapterInfo()
+        info.driver = driverName
+        info.processID = UInt64(UInt32(bitPattern: getpid()))
+        info.waitPolicy = options.waitPolicy.code
+        info.checked = options.checked ? 1 : 0
+        info.sleeps = dataPlaneSleeps.load(ordering: .relaxed)
+        return info
+    }
+
+    /// The adapter's statistics (the control plane's counters included), each open binding's, and what
+    /// serves it, as last published by the data thread: for metrics and other observers on any thread.
+    package func statisticsSnapshot()
+        -> (adapter: AdapterStatistics, bindings: [BindingStatistics], info: AdapterInfo)
+    {
+        var adapter = statistics.withLock { $0 }
+        controlCounters.withLock { $0 }.apply(to: &adapter)
+        let bindings = bindingStatistics.withLock { $0 }.sorted { $0.id < $1.id }
+        return (adapter, bindings, adapterInfo())
+    }
 }

@@ -114,11 +114,13 @@ public final class MiniportContext {
 
     /// What `indicateReceive` did.
     public enum Delivery: Sendable, Equatable {
+        /// Copied into the receiver's next posted buffer and returned to it.
         case delivered
         /// The receiver has no posted buffer now (back-pressure, or a drop by the driver's policy).
         case noBuffer
         /// The packet is larger than a receive buffer, or malformed: it cannot be delivered.
         case unfit
+        /// No open binding has that id.
         case unknownBinding
         /// The receiver's packet filter is empty: it does not receive (nothing lost, nothing counted).
         case filtered
@@ -205,6 +207,7 @@ public final class MiniportContext {
             return false
         }
         destination.received &+= UInt64(batch.delivered)
+        destination.receivedBytes &+= UInt64(batch.deliveredBytes)
         return true
     }
 
@@ -349,7 +352,7 @@ public final class MiniportContext {
             rx.fragmentRing, begin: rx.stored.fragmentBegin)
         var slot = rx.stored.packetBegin
         while slot != packetEnd {
-            // As the OS posted it (empty), with Ignore: an ignored packet carries nothing (§1.10).
+            // As the OS posted it (empty), with Ignore: an ignored packet carries nothing (Docs/Contract.md §1.10).
             let packet = rx.packet(at: slot)
             packet.reset()
             packet.ignore = true
@@ -640,6 +643,7 @@ struct ReceiveBatch {
     let data: DataArea
     static let layout = NetPacketLayout(layer2Type: .ethernet)
     private(set) var delivered = 0
+    private(set) var deliveredBytes = 0
 
     init(destination: MiniportBinding, buffers: NetRingFragmentIterator, slots: NetRingPacketIterator) {
         self.destination = destination
@@ -675,6 +679,7 @@ struct ReceiveBatch {
         buffers.advance()
         slots.advance()
         delivered += 1
+        deliveredBytes &+= length
         return .delivered
     }
 }

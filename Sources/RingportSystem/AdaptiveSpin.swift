@@ -1,26 +1,26 @@
 import Glibc
-public import RingportCore
+package import RingportCore
 
 /// The spin before a sleep, bounded by the clock, for `WaitPolicy.adaptive`; it offers the CPU every
 /// microsecond, so a peer on the same CPU is not kept from giving us work. The budget learns from what
 /// spinning found: a wait that ended while spinning lets it grow to twice that wait, a spin that found
 /// nothing halves it, so spinning that rarely pays stops costing. A small floor keeps probing, so short waits
 /// are noticed again when the traffic changes.
-public struct AdaptiveSpin: Sendable {
-    public static let ceilingNanoseconds: UInt64 = 50_000
-    public static let floorNanoseconds: UInt64 = 2_000
+package struct AdaptiveSpin: Sendable {
+    package static let ceilingNanoseconds: UInt64 = 50_000
+    package static let floorNanoseconds: UInt64 = 2_000
     /// Spinning between two offers of the CPU.
-    public static let sliceNanoseconds: UInt64 = 1_000
+    package static let sliceNanoseconds: UInt64 = 1_000
 
-    public private(set) var budgetNanoseconds: UInt64 = 20_000
+    package private(set) var budgetNanoseconds: UInt64 = 20_000
     /// Waits that ended in a sleep.
-    public private(set) var sleeps: UInt64 = 0
+    package private(set) var sleeps: UInt64 = 0
 
-    public init() {}
+    package init() {}
 
     /// Spins (then yields) while `ready` is false, as long as the policy says; true if `ready` became true.
     /// `busyPoll` spins until `deadline`; `blocking` does not spin.
-    public mutating func spin(policy: WaitPolicy, deadline: UInt64, _ ready: () -> Bool) -> Bool {
+    package mutating func spin(policy: WaitPolicy, deadline: UInt64, _ ready: () -> Bool) -> Bool {
         switch policy {
         case .blocking:
             return ready()
@@ -65,7 +65,7 @@ public struct AdaptiveSpin: Sendable {
     }
 
     /// The caller is about to sleep (counted, for statistics).
-    public mutating func willSleep() { sleeps &+= 1 }
+    package mutating func willSleep() { sleeps &+= 1 }
 
     mutating func found(after waited: UInt64) {
         budgetNanoseconds = min(Self.ceilingNanoseconds, max(budgetNanoseconds, 2 * waited))

@@ -1,17 +1,17 @@
-import CRingportShim
 import Glibc
-public import RingportCore
+package import RingportCore
+import _RingportShim
 
 /// A Unix `SOCK_SEQPACKET` socket of the control plane: one message per request, descriptors alongside.
 /// Non-copyable: it closes its descriptor when it goes away.
-public struct ControlSocket: ~Copyable {
-    public let descriptor: CInt
+package struct ControlSocket: ~Copyable {
+    package let descriptor: CInt
 
     deinit { close(descriptor) }
 
     /// Binds and listens at `path` (an existing socket file must have been removed), with `mode`; `backlog`
     /// connections may wait to be accepted.
-    public static func listen(path: String, mode: mode_t, backlog: CInt = SOMAXCONN) throws(SystemError)
+    package static func listen(path: String, mode: mode_t, backlog: CInt = SOMAXCONN) throws(SystemError)
         -> ControlSocket
     {
         let socket = try make()
@@ -28,7 +28,7 @@ public struct ControlSocket: ~Copyable {
     }
 
     /// Connects to the listening socket at `path`.
-    public static func connect(path: String) throws(SystemError) -> ControlSocket {
+    package static func connect(path: String) throws(SystemError) -> ControlSocket {
         let socket = try make()
         var address = try unixAddress(path)
         let connected = withUnsafePointer(to: &address) {
@@ -42,7 +42,7 @@ public struct ControlSocket: ~Copyable {
 
     /// Connects within `timeout` seconds, or throws `ETIMEDOUT`: a listener whose backlog is full (a wedged
     /// miniport) makes a blocking connect wait for good. The socket is blocking again when this returns.
-    public static func connect(path: String, timeout: Double) throws(SystemError) -> ControlSocket {
+    package static func connect(path: String, timeout: Double) throws(SystemError) -> ControlSocket {
         let socket = try make()
         var address = try unixAddress(path)
         try socket.setNonBlocking()
@@ -84,7 +84,7 @@ public struct ControlSocket: ~Copyable {
     }
 
     /// The peer's process and user, from the kernel (SO_PEERCRED), never from what the peer says.
-    public func peerCredentials() throws(SystemError) -> (processID: Int32, userID: UInt32) {
+    package func peerCredentials() throws(SystemError) -> (processID: Int32, userID: UInt32) {
         var pid: Int32 = 0
         var uid: UInt32 = 0
         let result = rp_peer_credentials(descriptor, &pid, &uid)
@@ -113,7 +113,7 @@ public struct ControlSocket: ~Copyable {
     }
 
     /// Accepts a connection (nil if none is pending on a non-blocking socket).
-    public func accept() throws(SystemError) -> ControlSocket? {
+    package func accept() throws(SystemError) -> ControlSocket? {
         let fd = rp_accept(descriptor)
         if fd < 0 {
             if errno == EAGAIN || errno == EINTR || errno == ECONNABORTED { return nil }
@@ -123,7 +123,7 @@ public struct ControlSocket: ~Copyable {
     }
 
     /// What a non-blocking `trySend` did.
-    public enum SendResult: Equatable, Sendable {
+    package enum SendResult: Equatable, Sendable {
         case sent
         /// The socket's buffer is full: try again once it is writable.
         case wouldBlock
@@ -131,7 +131,7 @@ public struct ControlSocket: ~Copyable {
     }
 
     /// Sends one encoded message (with `passing`, a descriptor, if given) without ever waiting.
-    public func trySend(_ bytes: [UInt8], passing fd: CInt = -1) -> SendResult {
+    package func trySend(_ bytes: [UInt8], passing fd: CInt = -1) -> SendResult {
         let sent = bytes.withUnsafeBytes {
             rp_send_with_fds(descriptor, $0.baseAddress, $0.count, [fd], fd >= 0 ? 1 : 0, 1, Int32(MSG_DONTWAIT))
         }
@@ -142,7 +142,7 @@ public struct ControlSocket: ~Copyable {
 
     /// Sends raw bytes with `descriptors`, `perControlMessage` of them in each SCM_RIGHTS control message
     /// (tests: what a hostile client can send).
-    public func sendRaw(_ bytes: [UInt8], passing descriptors: [CInt], perControlMessage: Int = 1)
+    package func sendRaw(_ bytes: [UInt8], passing descriptors: [CInt], perControlMessage: Int = 1)
         throws(SystemError)
     {
         let sent = bytes.withUnsafeBytes {
@@ -156,7 +156,7 @@ public struct ControlSocket: ~Copyable {
     }
 
     /// Sends one message, with `passing` (a descriptor) if given.
-    public func send(_ message: ControlMessage, passing fd: CInt = -1) throws(SystemError) {
+    package func send(_ message: ControlMessage, passing fd: CInt = -1) throws(SystemError) {
         let bytes = message.encoded()
         let sent = bytes.withUnsafeBytes { rp_send_with_fd(descriptor, $0.baseAddress, $0.count, fd) }
         guard sent == bytes.count else {
@@ -165,7 +165,7 @@ public struct ControlSocket: ~Copyable {
     }
 
     /// What `receive` got.
-    public enum Received: ~Copyable {
+    package enum Received: ~Copyable {
         case message(ControlMessage, descriptor: CInt)
         /// The peer closed its end (or died).
         case closed
@@ -176,7 +176,7 @@ public struct ControlSocket: ~Copyable {
     }
 
     /// Receives one message. A descriptor that came with it is the caller's to close.
-    public func receive(nonBlocking: Bool = false) throws(SystemError) -> Received {
+    package func receive(nonBlocking: Bool = false) throws(SystemError) -> Received {
         var buffer = [UInt8](repeating: 0, count: ControlMessage.maximumSize)
         var fd: CInt = -1
         let count = buffer.withUnsafeMutableBytes {
@@ -198,7 +198,7 @@ public struct ControlSocket: ~Copyable {
 
     /// Whether a `receive` would return at once (a message, or the peer's close), waiting up to `milliseconds`.
     /// A signal does not cut the wait short: `poll` is resumed with the time left.
-    public func isReadable(waitingMilliseconds milliseconds: Int32 = 0) -> Bool {
+    package func isReadable(waitingMilliseconds milliseconds: Int32 = 0) -> Bool {
         let deadline = ProcessControl.monotonicNanoseconds() + UInt64(max(0, milliseconds)) * 1_000_000
         var wait = milliseconds
         while true {
@@ -212,7 +212,7 @@ public struct ControlSocket: ~Copyable {
     }
 
     /// Sets `O_NONBLOCK`.
-    public func setNonBlocking() throws(SystemError) {
+    package func setNonBlocking() throws(SystemError) {
         let flags = fcntl(descriptor, F_GETFL)
         guard flags >= 0, fcntl(descriptor, F_SETFL, flags | O_NONBLOCK) == 0 else {
             throw .fromErrno("fcntl(O_NONBLOCK)")

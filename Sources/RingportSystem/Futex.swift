@@ -1,8 +1,8 @@
-import CRingportShim
+import _RingportShim
 
 /// Futex wait and wake on a 32-bit word in shared memory (shared futexes: no private flag).
-public enum Futex {
-    public enum WaitResult: Sendable, Equatable {
+package enum Futex {
+    package enum WaitResult: Sendable, Equatable {
         /// Woken by a wake on the word (or spuriously: callers re-check their condition).
         case woken
         /// The word did not hold the expected value when the kernel looked.
@@ -12,7 +12,7 @@ public enum Futex {
     }
 
     /// `FUTEX_WAIT`: sleeps while `*word == expected`, at most `timeoutNanoseconds` (nil: no limit).
-    public static func wait(
+    package static func wait(
         _ word: UnsafeMutablePointer<UInt32>,
         expected: UInt32,
         timeoutNanoseconds: Int64?
@@ -28,7 +28,7 @@ public enum Futex {
 
     /// `FUTEX_WAKE`: wakes up to `count` sleepers; returns how many woke.
     @discardableResult
-    public static func wake(_ word: UnsafeMutablePointer<UInt32>, count: Int32 = Int32.max) -> Int {
+    package static func wake(_ word: UnsafeMutablePointer<UInt32>, count: Int32 = Int32.max) -> Int {
         let woken = rp_futex_wake(word, count)
         precondition(woken >= 0, "futex wake failed with errno \(-woken): a bad word address")
         return Int(woken)

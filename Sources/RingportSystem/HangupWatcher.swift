@@ -1,7 +1,7 @@
-import CRingportShim
 import Glibc
-public import RingportCore
+package import RingportCore
 import Synchronization
+import _RingportShim
 
 /// Wakes a sleeping protocol when the other end of its control socket closes. The kernel closes a process's
 /// sockets however it ends (exit, crash, `kill -9`, OOM), so a sleeper needs no timer to notice that its
@@ -11,11 +11,11 @@ import Synchronization
 /// Chosen over a robust futex: the kernel walks a robust list through memory the list's owner can write,
 /// and every binding's segment is writable by its protocol, so one hostile protocol could unlink the entries
 /// of every other binding and keep them from hearing of the miniport's death.
-public final class HangupWatcher: Sendable {
+package final class HangupWatcher: Sendable {
     /// A binding's hang-up: set once the socket's peer has gone.
-    public final class Flag: Sendable {
+    package final class Flag: Sendable {
         let value = Atomic<Bool>(false)
-        public var isSet: Bool { value.load(ordering: .acquiring) }
+        package var isSet: Bool { value.load(ordering: .acquiring) }
     }
 
     struct Target: @unchecked Sendable {  // the word lives in the binding's mapping, alive while registered
@@ -23,7 +23,7 @@ public final class HangupWatcher: Sendable {
         let flag: Flag
     }
 
-    public static let shared = HangupWatcher()
+    package static let shared = HangupWatcher()
 
     private let epoll: CInt
     /// Whether the watching thread runs: without it a watch would never fire.
@@ -51,7 +51,7 @@ public final class HangupWatcher: Sendable {
 
     /// Watches `socket` for its peer's hang-up; then sets the returned flag and wakes `wake`. Nil when the
     /// watch could not be set up (no descriptor for epoll): the caller must then look at the socket itself.
-    public func watch(socket: CInt, wake: WakeWords) -> (id: UInt64, flag: Flag)? {
+    package func watch(socket: CInt, wake: WakeWords) -> (id: UInt64, flag: Flag)? {
         guard epoll >= 0, running.load(ordering: .acquiring) else { return nil }
         let flag = Flag()
         let id = targets.withLock { state -> UInt64 in
@@ -72,7 +72,7 @@ public final class HangupWatcher: Sendable {
 
     /// Stops watching; after it returns the watcher no longer touches the binding's wake word. Call it
     /// before the socket closes and the segment is unmapped.
-    public func unwatch(_ id: UInt64, socket: CInt) {
+    package func unwatch(_ id: UInt64, socket: CInt) {
         targets.withLock { (state: inout (next: UInt64, byID: [UInt64: Target])) in
             state.byID[id] = nil
             _ = epoll_ctl(epoll, EPOLL_CTL_DEL, socket, nil)

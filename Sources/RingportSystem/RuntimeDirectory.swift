@@ -10,10 +10,12 @@ import Glibc
 /// writable by anyone else (a mode that only lets others search or list it is narrowed). An explicit directory (`--dir`, `RINGPORT_DIR`) is the caller's choice: it is refused only
 /// as a symlink or when owned by someone other than us or root; its mode is left alone.
 public struct RuntimeDirectory: Sendable, Hashable {
+    /// The directory's absolute or relative path.
     public let path: String
     /// No `--dir` and no `RINGPORT_DIR`: the per-user default, checked strictly on both sides.
     public let isDefault: Bool
 
+    /// `explicit` if given and not empty, else `$RINGPORT_DIR`, else the per-user default.
     public init(_ explicit: String? = nil) {
         if let explicit, !explicit.isEmpty {
             path = explicit
@@ -41,10 +43,14 @@ public struct RuntimeDirectory: Sendable, Hashable {
 
     /// A directory (or a file in it) that someone else could have planted or could reach into: refused.
     public enum Failure: Error, Hashable, Sendable, CustomStringConvertible {
+        /// The directory or a file in it is not safe to use (a symlink, another owner, writable by others).
         case unsafe(path: String, reason: String)
+        /// The group named for the socket does not exist.
         case unknownGroup(String)
+        /// A system call on the directory failed.
         case system(SystemError)
 
+        /// What was refused and why, on one line.
         public var description: String {
             switch self {
             case .unsafe(let path, let reason): "refusing \(path): \(reason)"
@@ -56,12 +62,12 @@ public struct RuntimeDirectory: Sendable, Hashable {
 
     /// The directory's mode for a socket of `socketMode`: rwx for the owner, search (x, never list or write)
     /// for each class the socket admits.
-    public static func mode(forSocketMode socketMode: mode_t) -> mode_t {
+    package static func mode(forSocketMode socketMode: mode_t) -> mode_t {
         0o700 | (socketMode & 0o060 != 0 ? 0o010 : 0) | (socketMode & 0o006 != 0 ? 0o001 : 0)
     }
 
     /// The group `name` (or a number) names.
-    public static func groupID(_ name: String) throws(Failure) -> gid_t {
+    package static func groupID(_ name: String) throws(Failure) -> gid_t {
         if let group = getgrnam(name) { return group.pointee.gr_gid }
         if let number = gid_t(name), getgrgid(number) != nil { return number }
         throw .unknownGroup(name)
@@ -69,7 +75,7 @@ public struct RuntimeDirectory: Sendable, Hashable {
 
     /// Creates the directory if needed and checks that nobody else can have planted it (see the type).
     /// `group`: the directory gets that group and its search permission, for a socket of that group.
-    public func create(socketMode: mode_t = 0o600, group: gid_t? = nil) throws(Failure) {
+    package func create(socketMode: mode_t = 0o600, group: gid_t? = nil) throws(Failure) {
         let wanted = Self.mode(forSocketMode: socketMode | (group == nil ? 0 : 0o060))
         var created = false
         if mkdir(path, 0o700) == 0 {
@@ -113,7 +119,7 @@ public struct RuntimeDirectory: Sendable, Hashable {
     /// The client's check before it connects: a default directory must be ours or root's and no symlink
     /// (another user's directory at our default path is a fake miniport waiting). An explicit directory is
     /// the caller's choice (another user's miniport, reached through `--group`) and is not checked.
-    public func checkForClient() throws(Failure) {
+    package func checkForClient() throws(Failure) {
         guard isDefault else { return }
         var info = stat()
         guard lstat(path, &info) == 0 else {
@@ -135,7 +141,7 @@ public struct RuntimeDirectory: Sendable, Hashable {
 
     /// Gives the control socket at `path` its `mode` and, if set, `group`, without following a link, after
     /// checking it is the socket we just bound (ours).
-    public static func secureSocket(path: String, mode: mode_t, group: gid_t?) throws(Failure) {
+    package static func secureSocket(path: String, mode: mode_t, group: gid_t?) throws(Failure) {
         var info = stat()
         guard lstat(path, &info) == 0 else { throw .system(.fromErrno("lstat(\(path))")) }
         guard info.st_mode & mode_t(S_IFMT) == mode_t(S_IFSOCK), info.st_uid == geteuid() else {
@@ -148,8 +154,9 @@ public struct RuntimeDirectory: Sendable, Hashable {
         guard chmod(path, mode) == 0 else { throw .system(.fromErrno("chmod(\(path))")) }
     }
 
+    /// The control socket of `adapter` in this directory.
     public func socketPath(adapter: String) -> String { "\(path)/\(adapter).sock" }
-    public func lockPath(adapter: String) -> String { "\(path)/\(adapter).lock" }
+    package func lockPath(adapter: String) -> String { "\(path)/\(adapter).lock" }
 
     /// Adapter names: 1 to 64 of `A-Z a-z 0-9 . _ -`, not starting with a dot.
     public static func isValidAdapterName(_ name: String) -> Bool {
@@ -163,16 +170,16 @@ public struct RuntimeDirectory: Sendable, Hashable {
 
 /// The single-instance lock of an adapter: `flock` on `<adapter>.lock`. The kernel drops it when the
 /// process dies, so a miniport started after a `kill -9` gets it and cleans up after its predecessor.
-public struct AdapterLock: ~Copyable {
+package struct AdapterLock: ~Copyable {
     let descriptor: CInt
-    public let path: String
+    package let path: String
 
-    public enum Failure: Error, CustomStringConvertible {
+    package enum Failure: Error, CustomStringConvertible {
         case held(path: String, byProcess: Int32?)
         /// The lock path is a link or someone else's file: refused, nothing written.
         case unsafe(path: String, reason: String)
         case system(SystemError)
-        public var description: String {
+        package var description: String {
             switch self {
             case .held(let path, let pid):
                 "the adapter is already served by another miniport\(pid.map { " (pid \($0))" } ?? "") (lock \(path))"
@@ -185,7 +192,7 @@ public struct AdapterLock: ~Copyable {
     /// Takes the lock without waiting and writes our pid into the file. The file is opened without following
     /// a link and must be a regular file of ours with one name: a planted link or hard link is refused, so the
     /// pid is never written through it.
-    public init(path: String) throws(Failure) {
+    package init(path: String) throws(Failure) {
         let fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0o644)
         guard fd >= 0 else {
             if errno == ELOOP { throw .unsafe(path: path, reason: "the lock file is a symbolic link") }
@@ -223,5 +230,5 @@ public struct AdapterLock: ~Copyable {
     }
 
     /// Removes the lock file (on the way out; the lock is held until the descriptor closes).
-    public func removeFile() { unlink(path) }
+    package func removeFile() { unlink(path) }
 }

@@ -1,13 +1,13 @@
-import CRingportShim
 import Glibc
-public import RingportCore
-public import SystemPackage
+package import RingportCore
+package import SystemPackage
+import _RingportShim
 
 // Shared memory: the peer maps the same pages and may write any byte of them at any time, including the
 // header. Everything here that reads the mapping validates first and keeps private copies (`header`).
 
 /// A failure to create or open a segment: a system call, or a header that does not hold.
-public enum SegmentFailure: Error, Hashable, Sendable, CustomStringConvertible {
+package enum SegmentFailure: Error, Hashable, Sendable, CustomStringConvertible {
     case system(SystemError)
     case layout(name: String, SegmentError)
     case badName(String)
@@ -16,7 +16,7 @@ public enum SegmentFailure: Error, Hashable, Sendable, CustomStringConvertible {
     /// (`nil`: not a sealable file at all, e.g. a `shm_open` segment).
     case unsealed(name: String, seals: Int32?)
 
-    public var description: String {
+    package var description: String {
         switch self {
         case .system(let error): error.description
         case .layout(let name, let error): "segment \(name): \(error)"
@@ -41,14 +41,14 @@ public enum SegmentFailure: Error, Hashable, Sendable, CustomStringConvertible {
 ///
 /// Non-copyable: one owner unmaps it. The side that created a named segment also unlinks its name when it
 /// goes away (`deinit`), so no segment outlives its owner; the side that opened it only unmaps.
-public struct SharedSegment: ~Copyable {
+package struct SharedSegment: ~Copyable {
     /// For a named segment its `/name`; for an anonymous one `memfd:<prefix><token>` (diagnostics only).
-    public let name: String
-    public let header: SegmentHeader
+    package let name: String
+    package let header: SegmentHeader
     /// Whether this side created the segment (and so unlinks a named one).
-    public let isOwner: Bool
+    package let isOwner: Bool
     @usableFromInline let base: UnsafeMutableRawPointer
-    public let size: Int
+    package let size: Int
     /// The creator's memfd (anonymous segments), or -1 (named, or not the creator).
     let memfd: CInt
 
@@ -56,7 +56,7 @@ public struct SharedSegment: ~Copyable {
     /// digits>` for diagnostics), reserves every page (`fallocate`), seals it (`F_SEAL_SHRINK`, `F_SEAL_GROW`,
     /// `F_SEAL_SEAL`), maps it and writes the header. Reaches no file system: a full /dev/shm does not matter;
     /// memory the kernel cannot give (a memory cgroup's limit) is an error here.
-    public static func create(prefix: String = "ringport-", layout: SegmentLayout) throws(SegmentFailure)
+    package static func create(prefix: String = "ringport-", layout: SegmentLayout) throws(SegmentFailure)
         -> SharedSegment
     {
         var random = SystemRandomNumberGenerator()
@@ -97,7 +97,7 @@ public struct SharedSegment: ~Copyable {
     /// Creates a named POSIX segment `/<prefix><32 random hex digits>` with `O_EXCL`, for a peer that opens it
     /// by name (tools, tests). Not sealed: binding segments use `create(prefix:layout:)`. The mode is applied
     /// exactly (umask does not narrow it).
-    public static func createNamed(
+    package static func createNamed(
         prefix: String = "ringport-",
         layout: SegmentLayout,
         mode: FilePermissions = [.ownerReadWrite]
@@ -112,7 +112,7 @@ public struct SharedSegment: ~Copyable {
     }
 
     /// Creates the named segment `name` (see `createNamed(prefix:layout:mode:)`).
-    public static func create(
+    package static func create(
         name: String,
         layout: SegmentLayout,
         segmentID: UInt64,
@@ -162,7 +162,7 @@ public struct SharedSegment: ~Copyable {
 
     /// Opens and maps an existing named segment, and validates its header against the mapping's real size.
     /// (Tools and tests only: a named segment is not sealed.)
-    public static func open(name: String) throws(SegmentFailure) -> SharedSegment {
+    package static func open(name: String) throws(SegmentFailure) -> SharedSegment {
         try checkName(name)
         let fd: CInt
         do {
@@ -175,12 +175,12 @@ public struct SharedSegment: ~Copyable {
     /// against the real size, and closes the descriptor. Refuses (`.unsealed`), before mapping anything, a
     /// descriptor that is not sealed against shrinking, growing and unsealing: the sender could otherwise
     /// truncate it under us. The result does not own the segment.
-    public static func adopt(descriptor fd: CInt, name: String) throws(SegmentFailure) -> SharedSegment {
+    package static func adopt(descriptor fd: CInt, name: String) throws(SegmentFailure) -> SharedSegment {
         try map(descriptor: fd, name: name, requiringSeals: true)
     }
 
     /// The seals on `fd` (`nil` if it cannot carry any: not a memfd created sealable).
-    public static func seals(of fd: CInt) -> Int32? {
+    package static func seals(of fd: CInt) -> Int32? {
         let seals = rp_memfd_get_seals(fd)
         return seals >= 0 ? seals : nil
     }
@@ -211,7 +211,7 @@ public struct SharedSegment: ~Copyable {
 
     /// A new descriptor for this segment's memory (to pass to a peer; the caller closes it), or an error.
     /// For an anonymous segment a duplicate of its memfd, seals and all.
-    public func openDescriptor() throws(SystemError) -> CInt {
+    package func openDescriptor() throws(SystemError) -> CInt {
         if memfd >= 0 {
             return try retryingOnInterrupt("fcntl(F_DUPFD_CLOEXEC, \(name))") { fcntl(memfd, F_DUPFD_CLOEXEC, 0) }
         }
@@ -220,12 +220,12 @@ public struct SharedSegment: ~Copyable {
 
     /// Removes a named segment's name now (the memory lives on while mapped): after a peer has its
     /// descriptor. An anonymous segment has no name: nothing to do.
-    public func unlinkName() {
+    package func unlinkName() {
         if memfd < 0 && isOwner { shm_unlink(name) }
     }
 
     /// Removes a segment's name; mappings stay valid until unmapped. ENOENT is not an error.
-    public static func unlink(name: String) throws(SystemError) {
+    package static func unlink(name: String) throws(SystemError) {
         if shm_unlink(name) != 0 && Glibc.errno != ENOENT { throw .fromErrno("shm_unlink(\(name))") }
     }
 
@@ -254,13 +254,13 @@ public struct SharedSegment: ~Copyable {
     }
 
     /// The bytes of a region named in the (validated) header. Valid while the segment lives.
-    public func bytes(of region: Region) -> UnsafeMutableRawBufferPointer {
+    package func bytes(of region: Region) -> UnsafeMutableRawBufferPointer {
         precondition(region.offset >= 0 && region.length >= 0 && region.offset + region.length <= size)
         return UnsafeMutableRawBufferPointer(start: base + region.offset, count: region.length)
     }
 
     /// The bytes of the region of `kind` for `queue`.
-    public func bytes(of kind: RegionKind, queue: UInt16 = 0) throws(SegmentError) -> UnsafeMutableRawBufferPointer {
+    package func bytes(of kind: RegionKind, queue: UInt16 = 0) throws(SegmentError) -> UnsafeMutableRawBufferPointer {
         bytes(of: try header.region(kind, queue: queue))
     }
 }

@@ -1,32 +1,32 @@
 import Atomics
-import CRingportShim
 public import RingportCore
+import _RingportShim
 
 // Shared memory: both processes use these words. The sleeper alone stores its flag; any waker changes the
-// word only by atomic add. This is the protocol shared/model verifies (DESIGN.md, wake-up protocol).
+// word only by atomic add. model/ring.pml verifies this protocol (Docs/Design.md, "Wake-up protocol").
 
 extension WakeWords {
     /// Waker side, after publishing an index with release: wakes the sleeper only if it said it sleeps.
     /// The sequentially consistent fence orders the index store before the flag load (StoreLoad); without
     /// it the model finds a lost wake-up (`NOFENCE_WAKER`).
-    @inlinable public func wakeIfNeeded() {
+    @inlinable package func wakeIfNeeded() {
         atomicMemoryFence(ordering: .sequentiallyConsistent)
         if flag.load() != 0 { wake() }
     }
 
     /// `wakeIfNeeded` for many words: one `orderIndexStoresBeforeFlags()` after the index stores, then this
     /// on each word.
-    @inlinable public func wakeIfFlagged() {
+    @inlinable package func wakeIfFlagged() {
         if flag.load() != 0 { wake() }
     }
 
     /// The fence of `wakeIfNeeded` (StoreLoad: index stores before the flag loads), for `wakeIfFlagged`.
-    @inlinable public static func orderIndexStoresBeforeFlags() {
+    @inlinable package static func orderIndexStoresBeforeFlags() {
         atomicMemoryFence(ordering: .sequentiallyConsistent)
     }
 
     /// Changes the word (so a sleeper about to wait on the old value returns at once), then wakes.
-    @inline(never) public func wake() {
+    @inline(never) @usableFromInline package func wake() {
         word.add(1)
         Futex.wake(word.futexAddress)
     }
@@ -34,7 +34,7 @@ extension WakeWords {
     /// Sleeper side: announces the sleep, re-checks with `hasWork` after the fence, and sleeps on the word
     /// unless there is work or `timeoutNanoseconds` passes. Returns whether it slept. Spurious returns are
     /// fine: callers loop and look for work again.
-    public func sleep(timeoutNanoseconds: Int64?, hasWork: () -> Bool) -> Bool {
+    package func sleep(timeoutNanoseconds: Int64?, hasWork: () -> Bool) -> Bool {
         let seen = word.load()  // before the re-check (SEEN_LATE fails)
         flag.store(1)
         atomicMemoryFence(ordering: .sequentiallyConsistent)  // flag store before the re-check's loads
@@ -49,13 +49,13 @@ extension WakeWords {
 }
 
 /// Sleeps on many wake words at once (`futex_waitv`): the miniport's idle wait over every binding.
-public enum MultiWait {
-    public static let limit = 128
+package enum MultiWait {
+    package static let limit = 128
 
     /// Announces on every channel, re-checks with `hasWork` after one fence, then waits until any word
     /// changes or `timeoutNanoseconds` passes. `extra` words (process-local doorbells) are waited on too;
     /// their wakers always wake.
-    public static func sleep(
+    package static func sleep(
         on channels: [WakeWords],
         extra: some Collection<SharedWord>,
         timeoutNanoseconds: Int64?,

@@ -29,7 +29,7 @@ enum Attack: String, CaseIterable {
     case unmaskedIndices
     /// Hands over a segment whose transmit ring does not start empty.
     case nonZeroStartIndices
-    /// Completes everything with `SUCCESS`, then exits at once (D1).
+    /// Completes everything with `SUCCESS`, then exits at once (they must stay SUCCESS).
     case exitAfterComplete
     /// Plays by the rules: completes every send with `SUCCESS`, echoes nothing.
     case honest
@@ -144,7 +144,7 @@ struct HostileMiniportMain {
                 break
             }
             served += 1
-            random &+= 0x9E37_79B9_7F4A_7C15
+            random &+= SplitMix64.increment
             rounds += try serveBinding(
                 socket, adapter: adapter, attack: attack, deadline: deadline, plan: plan, seed: random)
         }
@@ -222,7 +222,7 @@ struct HostileMiniportMain {
             case .worked: continue
             case .idle: usleep(200)
             case .exitNow:
-                // D1: everything is returned with SUCCESS; the connection closes before anyone is woken.
+                // Everything is returned with SUCCESS; the connection closes before anyone is woken.
                 shutdown(socket.descriptor, Int32(SHUT_RDWR))
                 exit(0)
             case .hangUp:
@@ -275,11 +275,7 @@ struct HostileDriver {
     }
 
     mutating func next(_ bound: Int) -> Int {
-        random &+= 0x9E37_79B9_7F4A_7C15
-        var z = random
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return Int((z ^ (z >> 31)) % UInt64(max(1, bound)))
+        Int(SplitMix64.next(&random) % UInt64(max(1, bound)))
     }
 
     var tx: NetRing { regions.transmitPacketRing }

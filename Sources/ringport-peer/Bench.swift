@@ -11,7 +11,7 @@ struct Bench: ParsableCommand {
             Each packet is one packet element and one fragment element (32 bytes of descriptors, no payload).
             This process (pinned to CPU 0) plays the OS; a spawned `ringport-peer` (CPU 1) plays the driver.
             `ring` publishes EndIndex once per --batch packets and reclaims through BeginIndex; `pipe` writes the
-            same 32-byte records, --batch per write(2). Prints a RESULT line in shared/peers' format.
+            same 32-byte records, --batch per write(2). Prints a RESULT line in the anchors' format (BENCHMARKS.md).
 
             Example:
               ringport-peer bench --transport ring --batch 32 --packets 20000000

@@ -1,20 +1,20 @@
 import ArgumentParser
-import CRingportShim
 import Foundation
 import Ringport
 import RingportCore
 import RingportSystem
+import _RingportShim
 
 /// Packets per second from one protocol to the miniport (through the ring), or the same payloads through a
-/// Unix domain socket to a spawned reader, in the RESULT format of shared/peers.
+/// Unix domain socket to a spawned reader, as one `RESULT peer=... mode=...` line (the format tools/bench.sh collects).
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Measure packets per second to the miniport, or through a Unix socket.",
         discussion: """
-            ring: sends --packets packets of --size bytes (one buffer each; the payload is rewritten for every
-            send) to the adapter's miniport, --batch per send, reusing each packet when it completes; the clock
-            stops at the last completion. Run `ringportd --driver null --cpu 1` first. uds: the same payloads
-            through a SOCK_SEQPACKET socket pair to a spawned reader (sendmmsg/recvmmsg for batches). This
+            ring: sends --packets packets of --size bytes (one buffer each; the payload is rewritten for every \
+            send) to the adapter's miniport, --batch per send, reusing each packet when it completes; the clock \
+            stops at the last completion. Run `ringportd --driver null --cpu 1` first. uds: the same payloads \
+            through a SOCK_SEQPACKET socket pair to a spawned reader (sendmmsg/recvmmsg for batches). This \
             process pins itself to CPU 0.
 
             Example:
@@ -31,9 +31,9 @@ struct Bench: ParsableCommand {
     @Option(help: "Packets to send.") var packets = 5_000_000
 
     func validate() throws {
-        guard (16...2048).contains(size), (1...64).contains(batch), packets > 0 else {
-            throw ValidationError("need size 16...2048, batch 1...64, packets > 0")
-        }
+        guard (16...2048).contains(size) else { throw ValidationError("--size \(size): must be within 16...2048") }
+        guard (1...64).contains(batch) else { throw ValidationError("--batch \(batch): must be within 1...64") }
+        guard packets > 0 else { throw ValidationError("--packets \(packets): must be 1 or more") }
     }
 
     func run() throws {
@@ -106,11 +106,11 @@ struct Bench: ParsableCommand {
                     spare.append(packet)
                 }
             }
-            if case .closed(let reason) = adapter.state { throw ValidationError("binding closed: \(reason)") }
+            if case .closed(let reason) = adapter.state { throw RuntimeFailure("binding closed: \(reason)") }
         }
         let t1 = ProcessControl.monotonicNanoseconds()
         let cpu = Self.cpu(of: nil) + Self.cpu(of: miniportPID) - cpu0
-        guard errors == 0 else { throw ValidationError("\(errors) packets failed") }
+        guard errors == 0 else { throw RuntimeFailure("\(errors) packets failed") }
         return (Double(t1 - t0) / 1e9, cpu)
     }
 
@@ -129,7 +129,7 @@ struct Bench: ParsableCommand {
         close(pair[1])
         defer { close(pair[0]) }
         guard String(decoding: output.fileHandleForReading.availableData, as: UTF8.self).hasPrefix("ready") else {
-            throw ValidationError("the socket reader did not start")
+            throw RuntimeFailure("the socket reader did not start")
         }
         var buffer = [UInt8](repeating: 0, count: size * batch)
         var sent = 0
@@ -160,7 +160,7 @@ struct Bench: ParsableCommand {
             }
         }
         guard String(decoding: output.fileHandleForReading.availableData, as: UTF8.self).hasPrefix("done") else {
-            throw ValidationError("the socket reader failed")
+            throw RuntimeFailure("the socket reader failed")
         }
         let t1 = ProcessControl.monotonicNanoseconds()
         child.waitUntilExit()

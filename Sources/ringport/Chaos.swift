@@ -132,11 +132,7 @@ struct ChaosRun {
     }
 
     mutating func next(_ bound: Int) -> Int {
-        random &+= 0x9E37_79B9_7F4A_7C15
-        var z = random
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return Int((z ^ (z >> 31)) % UInt64(bound))
+        Int(SplitMix64.next(&random) % UInt64(bound))
     }
 
     static func now() -> UInt64 { ProcessControl.monotonicNanoseconds() }

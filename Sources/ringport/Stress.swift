@@ -10,15 +10,16 @@ struct Stress: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Send packets of random shapes and check every completion.",
         discussion: """
-            Each packet carries its sequence number and a byte pattern (checked by `ringportd --verify` or the
-            test drivers), its sequence in ProtocolReserved, a random 802.3 priority and flags. Completed
-            packets are reinitialized and reused. Prints `ok sent=N ...` and exits 0 when every packet came
-            back once, in order, with the expected status.
+            Each packet carries its sequence number and a byte pattern (checked by `ringportd --verify` or the \
+            test drivers), its sequence in ProtocolReserved, a random 802.3 priority and flags. Completed \
+            packets are reinitialized and reused. Prints `ok sent=N ...` and exits 0 when every packet came \
+            back once, in order, with the expected status. After Ctrl-C it stops sending, takes the last \
+            completions, prints the same line and exits 130.
 
-            With --chaos it starts its own loopback ringportd (found beside this executable, in a private
-            directory) and --protocols checking protocols, SIGKILLs them at random (--protocol-kills,
-            --miniport-kills) and restarts them, while the survivors check every completion, order and byte;
-            then it prints one `chaos ...` line (lost, duplicated, leaked descriptors, segments, pool and
+            With --chaos it starts its own loopback ringportd (found beside this executable, in a private \
+            directory) and --protocols checking protocols, SIGKILLs them at random (--protocol-kills, \
+            --miniport-kills) and restarts them, while the survivors check every completion, order and byte; \
+            then it prints one `chaos ...` line (lost, duplicated, leaked descriptors, segments, pool and \
             socket files, reclaim and dead-miniport times) and exits 1 on any loss, duplicate or leak.
 
             Examples:
@@ -27,7 +28,7 @@ struct Stress: ParsableCommand {
             """
     )
 
-    enum Expectation: String, ExpressibleByArgument {
+    enum Expectation: String, ExpressibleByArgument, CaseIterable {
         /// Every status SUCCESS (the null driver).
         case success
         /// The test drivers' rule: FAILURE for sequence % 97 == 13, SUCCESS otherwise.
@@ -35,13 +36,15 @@ struct Stress: ParsableCommand {
     }
 
     @OptionGroup var where_: AdapterOptions
-    @Option(help: "Packets to send.") var packets = 100_000
+    @Option(help: "Packets to send (1 or more).") var packets = 100_000
     @Option(help: "Seed of the random shapes.") var seed: UInt64 = 1
-    @Option(help: "Most buffers per packet.") var maxBuffers = 8
-    @Option(help: "Largest packet in bytes (at least 16).") var maxSize = 4096
-    @Option(help: "Largest batch per send.") var maxBatch = 32
-    @Option(help: "Statuses to expect: success or verified.") var expect: Expectation = .success
-    @Option(help: "Seconds to wait for the last completions.") var timeout = 60.0
+    @Option(help: "Most buffers per packet (1...16).") var maxBuffers = 8
+    @Option(help: "Largest packet in bytes (16...--max-buffers × 2048, the chunk size this binding asks for).")
+    var maxSize = 4096
+    @Option(help: "Largest batch per send (1...1024, the packets this binding asks for).") var maxBatch = 32
+    @Option(help: "Statuses to expect: success (the null driver) or verified (the test drivers).")
+    var expect: Expectation = .success
+    @Option(help: "Seconds to wait for the last completions (0.001...86400).") var timeout = 60.0
     @Option(help: "After this many packets, stop and hold them until killed (for tests).") var holdAfter: Int?
     @Flag(help: "Chaos: spawn a loopback ringportd and checking protocols, SIGKILL them at random, count leaks.")
     var chaos = false
@@ -55,12 +58,44 @@ struct Stress: ParsableCommand {
     @Flag(help: .hidden) var tolerant = false
     @Option(help: .hidden) var parent: Int32?
 
+    /// What this binding asks for: one packet may chain `fragmentsPerPacket` buffers of `chunkSize` bytes.
+    static let binding = BindingConfiguration(
+        packetCount: 1024,
+        chunkCount: 4096,
+        chunkSize: 2048,
+        transmitRingSize: 256,
+        fragmentsPerPacket: 16
+    )
+
     func validate() throws {
-        guard packets > 0, (1...16).contains(maxBuffers), maxSize >= 16, maxBatch >= 1 else {
-            throw ValidationError("need packets > 0, 1...16 buffers, max-size >= 16, max-batch >= 1")
+        let binding = Self.binding
+        guard packets >= 1 else { throw ValidationError("--packets \(packets): must be 1 or more") }
+        guard (1...binding.fragmentsPerPacket).contains(maxBuffers) else {
+            throw ValidationError("--max-buffers \(maxBuffers): must be within 1...\(binding.fragmentsPerPacket)")
         }
-        guard !chaos || (protocols >= 1 && protocolKills >= 0 && miniportKills >= 0 && duration > 0) else {
-            throw ValidationError("chaos needs protocols >= 1, kills >= 0, duration > 0")
+        // The library refuses a packet of more buffers than the binding's fragments per packet.
+        let largest = maxBuffers * binding.chunkSize
+        guard (PayloadPattern.headerSize...largest).contains(maxSize) else {
+            throw ValidationError(
+                "--max-size \(maxSize): must be within \(PayloadPattern.headerSize)...\(largest) "
+                    + "(\(maxBuffers) buffers of \(binding.chunkSize) bytes; see --max-buffers)")
+        }
+        guard (1...binding.packetCount).contains(maxBatch) else {
+            throw ValidationError("--max-batch \(maxBatch): must be within 1...\(binding.packetCount)")
+        }
+        guard (0.001...86_400).contains(timeout) else {
+            throw ValidationError("--timeout \(timeout): must be within 0.001...86400 seconds")
+        }
+        if let holdAfter, holdAfter < 0 { throw ValidationError("--hold-after \(holdAfter): must be 0 or more") }
+        guard chaos else { return }
+        guard (1...64).contains(protocols) else {
+            throw ValidationError("--protocols \(protocols): must be within 1...64")
+        }
+        guard protocolKills >= 0, miniportKills >= 0 else {
+            throw ValidationError("--protocol-kills and --miniport-kills must be 0 or more")
+        }
+        guard (0.001...604_800).contains(duration) else {
+            throw ValidationError("--duration \(duration): must be within 0.001...604800 seconds")
         }
     }
 
@@ -81,18 +116,17 @@ struct Stress: ParsableCommand {
             if status != 0 { throw ExitCode(status) }
             return
         }
+        Interruption.install()
         let adapter = try Adapter.open(
-            where_.adapter,
-            configuration: BindingConfiguration(
-                packetCount: 1024,
-                chunkCount: 4096,
-                chunkSize: 2048,
-                transmitRingSize: 256,
-                fragmentsPerPacket: 16
-            ),
-            directory: RuntimeDirectory(where_.dir)
-        )
+            where_.adapter, configuration: Self.binding, directory: RuntimeDirectory(where_.dir))
         adapter.waitPolicy = where_.wait
+        // A miniport may grant less than asked: what the shapes need must still fit.
+        let granted = adapter.configuration
+        guard granted.chunkSize * min(granted.fragmentsPerPacket, maxBuffers) >= maxSize else {
+            throw RuntimeFailure(
+                "--max-size \(maxSize): the miniport granted \(granted.fragmentsPerPacket) buffers of "
+                    + "\(granted.chunkSize) bytes per packet")
+        }
         let run = StressRun(self, adapter: adapter)
         try run.go()
     }
@@ -100,6 +134,13 @@ struct Stress: ParsableCommand {
 
 struct StressRun: ~Copyable {
     let options: Stress
+    // The options the per-packet code reads, as plain values: an option's wrapper costs a metadata lookup
+    // at every read.
+    let maxBatch: Int
+    let maxSize: Int
+    let maxBuffers: Int
+    let expect: Stress.Expectation
+    let timeout: Double
     let adapter: Adapter
     var random: SystemRandomNumberGenerator = SystemRandomNumberGenerator()
     var state: UInt64
@@ -114,23 +155,21 @@ struct StressRun: ~Copyable {
 
     init(_ options: Stress, adapter: Adapter) {
         self.options = options
+        (maxBatch, maxSize, maxBuffers) = (options.maxBatch, options.maxSize, options.maxBuffers)
+        (expect, timeout) = (options.expect, options.timeout)
         self.adapter = adapter
         state = options.seed
     }
 
     mutating func next(_ bound: Int) -> Int {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return Int((z ^ (z >> 31)) % UInt64(bound))
+        Int(SplitMix64.next(&state) % UInt64(bound))
     }
 
     consuming func go() throws {
         let total = UInt64(options.packets)
         let hold = options.holdAfter.map(UInt64.init) ?? UInt64.max
-        while sent < total && sent < hold {
-            let size = 1 + next(options.maxBatch)
+        while sent < total && sent < hold && !Interruption.isRequested {
+            let size = 1 + next(maxBatch)
             for _ in 0..<size where sent < total && sent < hold {
                 guard let packet = try makePacket(sequence: sent) else { break }
                 batch.append(packet)
@@ -138,14 +177,19 @@ struct StressRun: ~Copyable {
             }
             adapter.send(&batch)
             collect(wait: 0)
-            if case .closed(let reason) = adapter.state { throw ValidationError("binding closed: \(reason)") }
+            if case .closed(let reason) = adapter.state { throw RuntimeFailure("binding closed: \(reason)") }
         }
         if sent >= hold {
             FileHandle.standardOutput.write(Data("holding \(sent - completed) packets\n".utf8))
             while true { sleep(60) }
         }
-        let deadline = ProcessControl.monotonicNanoseconds() + UInt64(options.timeout * 1e9)
-        while completed < sent && ProcessControl.monotonicNanoseconds() < deadline { collect(wait: 0.2) }
+        // After Ctrl-C too, the last completions come in (bounded by --timeout) before the summary.
+        let interrupted = Interruption.signal
+        let deadline = ProcessControl.monotonicNanoseconds() + UInt64(timeout * 1e9)
+        while completed < sent && ProcessControl.monotonicNanoseconds() < deadline {
+            collect(wait: 0.1)
+            if case .closed = adapter.state { break }
+        }
         spare = PacketArray()
         let pool = adapter.packetPoolUsage
         try? adapter.close()
@@ -156,6 +200,7 @@ struct StressRun: ~Copyable {
                 + "pool_in_use=\(pool)"
         )
         for error in errors.prefix(10) { print("error: \(error)") }
+        if interrupted != nil { try exitIfInterrupted() }
         if !errors.isEmpty { throw ExitCode(1) }
     }
 
@@ -180,10 +225,10 @@ struct StressRun: ~Copyable {
                 }
             }
         }
-        let length = 16 + next(options.maxSize - 15)
+        let length = 16 + next(maxSize - 15)
         let chunk = adapter.configuration.chunkSize
-        let buffers = max(min(1 + next(options.maxBuffers), length), (length + chunk - 1) / chunk)
-        guard buffers <= options.maxBuffers || length > options.maxBuffers * chunk else { return nil }
+        let buffers = max(min(1 + next(maxBuffers), length), (length + chunk - 1) / chunk)
+        guard buffers <= maxBuffers || length > maxBuffers * chunk else { return nil }
         // Cut the payload into pieces; half the packets are built back to front with chainAtFront.
         var pieces: [Range<Int>] = []
         var offset = 0
@@ -231,8 +276,8 @@ struct StressRun: ~Copyable {
     /// Fails the run when nothing completed for `--timeout` seconds (every wait is bounded).
     func checkProgress() throws {
         let stalled = Double(ProcessControl.monotonicNanoseconds() - lastProgress) / 1e9
-        guard stalled < options.timeout else {
-            throw ValidationError("no completion for \(Int(stalled)) s (sent \(sent), completed \(completed))")
+        guard stalled < timeout else {
+            throw RuntimeFailure("no completion for \(Int(stalled)) s (sent \(sent), completed \(completed))")
         }
     }
 
@@ -252,7 +297,7 @@ struct StressRun: ~Copyable {
         for (sequence, status) in returned {
             if sequence != completed { errors.append("completion \(completed) carried sequence \(sequence)") }
             let expected: NDISStatus =
-                switch options.expect {
+                switch expect {
                 case .success: .success
                 case .verified: PayloadPattern.expectedStatus(sequence)
                 }

@@ -1,5 +1,5 @@
-import CRingportShim
 import Testing
+import _RingportShim
 
 @testable import RingportCore
 

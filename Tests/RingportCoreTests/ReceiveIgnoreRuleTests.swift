@@ -2,7 +2,7 @@ import Testing
 
 @testable import RingportCore
 
-/// REFERENCE.md §1.10, receive side, at the OS queue: a packet the driver drops comes back with `Ignore`,
+/// Docs/Contract.md §1.10, receive side, at the OS queue: a packet the driver drops comes back with `Ignore`,
 /// no buffer and nothing else changed; it is never handed on, and any buffer it carries anyway comes back.
 @Suite struct ReceiveIgnoreRuleTests {
     /// Posts 4 buffers and slots; the driver returns slot 0 as `mutate` leaves it (with buffer 0 if

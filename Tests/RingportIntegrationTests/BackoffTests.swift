@@ -3,14 +3,14 @@ import Testing
 
 @testable import RingTransfer
 
-/// The idle wait both transfer sides use (D12).
+/// The idle wait both transfer sides use.
 struct BackoffTests {
     static func now() -> UInt64 { ProcessControl.monotonicNanoseconds() }
 
     /// Idle spells of at most 50 ms (or 1,000 pauses), each ended by progress, for three timeouts' worth of
     /// time: `pause` must never give up, since no wait without progress came near the 0.5 s timeout. (The bug:
     /// the deadline was fixed when the backoff was made, so a run longer than the timeout failed at the first
-    /// deadline check after it: the D12 "hang".)
+    /// deadline check after it: the old "hang".)
     @Test func pauseGivesUpOnlyAfterTheTimeoutWithoutProgressNotAfterTheTimeoutInTotal() {
         var backoff = Backoff(timeoutSeconds: 0.5, spins: 4)
         let start = Self.now()

@@ -64,7 +64,7 @@ import Testing
         #expect(!FileManager.default.fileExists(atPath: "/dev/shm" + outcome.segmentName))
     }
 
-    /// D12: the timeout bounds a wait with no progress, not the whole transfer. A driver that stalls 5 ms after
+    /// The timeout bounds a wait with no progress, not the whole transfer. A driver that stalls 5 ms after
     /// every Advance keeps returning packets for at least 3 s (9,000 packets, at most 15 per stall); with a 2 s
     /// timeout neither side may give up. Before the fix both did, as in the "hang": the OS with a full ring
     /// outstanding, then the driver after the OS's last packet.

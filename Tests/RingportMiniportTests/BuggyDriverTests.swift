@@ -103,7 +103,7 @@ enum BuggyDriverRuns {
 }
 
 @Suite(.serialized) struct ContractViolationTests {
-    /// Every rule of the net-ring contract (REFERENCE.md §1.2, §1.6, §1.10) is produced by a hostile run: a
+    /// Every rule of the net-ring contract (Docs/Contract.md §1.2, §1.6, §1.10) is produced by a hostile run: a
     /// hostile protocol against `ringportd`, a hostile miniport against the library, or a buggy driver under
     /// the framework. Each run also checks that the offender is closed and named, and nobody else is hurt.
     @Test func everyRuleIsProducedByAHostilePeer() throws {

@@ -7,7 +7,7 @@ import Synchronization
 import TestSupport
 import Testing
 
-/// Issue 8, item 4: no client of the control socket can stall the control plane, make it leak, spin, or
+/// No client of the control socket can stall the control plane, make it leak, spin, or
 /// grow its log without bound; every honest open, `stat`, reclaim and SIGTERM still goes through.
 @Suite(.serialized) struct ControlPlaneFloodTests {
     @Test func everyDescriptorAClientPassesIsClosed() throws {
@@ -206,7 +206,7 @@ import Testing
     }
 }
 
-/// Issue 8, item 3: caps on bindings and segment memory per process, per user and in all; the peer is the
+/// Caps on bindings and segment memory per process, per user and in all; the peer is the
 /// one the kernel names.
 @Suite(.serialized) struct ControlPlaneLimitTests {
     @Test func aProcessOverItsBindingCapGetsResourcesAndAnotherProcessStillOpens() throws {

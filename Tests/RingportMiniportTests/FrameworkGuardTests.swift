@@ -5,7 +5,7 @@ import Testing
 
 @testable import Ringport
 
-/// D4: the framework checks the protocol's indices before the driver sees anything, checked mode or not.
+/// The framework checks the protocol's indices before the driver sees anything, checked mode or not.
 @Suite struct FrameworkGuardTests {
     enum Tamper: String, CaseIterable, Sendable {
         /// `EndIndex` back over packets the driver holds.
@@ -14,7 +14,7 @@ import Testing
         case overfill
     }
 
-    /// REFERENCE.md §1.2 (the OS only grows the driver's range) and §1.3 (the one-slot gap): a binding whose
+    /// Docs/Contract.md §1.2 (the OS only grows the driver's range) and §1.3 (the one-slot gap): a binding whose
     /// protocol takes back or overfills the transmit ring is closed, naming the rule, before any packet the
     /// driver holds is handed to it again or rewritten; every packet completes once, with `CLOSING`.
     @Test(arguments: Tamper.allCases, [true, false])

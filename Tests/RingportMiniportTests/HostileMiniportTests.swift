@@ -257,7 +257,7 @@ enum HostileMiniportRuns {
         #expect(outcome.everyPacketCompletedOnce && outcome.statuses.allSatisfy { $0 == .success })
     }
 
-    /// D1: packets the miniport returned with SUCCESS keep that status when it exits right after; only
+    /// Packets the miniport returned with SUCCESS keep that status when it exits right after; only
     /// what it did not return completes with CLOSING. The protocol waits as a real one does (one long
     /// wait), so it is asleep when the miniport returns everything and goes.
     @Test func packetsReturnedBeforeTheMiniportExitsKeepTheirStatus() throws {
@@ -272,7 +272,7 @@ enum HostileMiniportRuns {
         }
     }
 
-    // MARK: Issue 8: attacks that crashed or fooled the library
+    // MARK: Attacks that once crashed or fooled the library
 
     /// Receive packets and buffers returned past `EndIndex` (slots never posted or never filled, whose chunk
     /// this side never chose) close the binding, naming the rule, in every mode; nothing is indicated from

@@ -48,7 +48,7 @@ enum HostileProtocolRuns {
     {
         let label = "\(driver.name) checked=\(checked)"
         let miniport = try MiniportProcess(
-            driver: driver.name, arguments: driver.arguments + ["--checked", checked ? "true" : "false"])
+            driver: driver.name, arguments: driver.arguments + [checked ? "--checked" : "--no-checked"])
         let honest = try miniport.protocolProcess([
             "stress", "--packets", "20000", "--max-buffers", "4", "--max-size", "1500", "--expect", driver.expect,
             "--timeout", "60",
@@ -93,7 +93,7 @@ enum HostileProtocolRuns {
         #expect(statistics.bindingsViolated == UInt64(closed), "\(label): \(statistics)")
         #expect(statistics.verificationErrors == 0, "\(label)")
         #expect(miniport.terminate() == 0)
-        // One line per closed binding: a broken ring is reported once, not once per turn (D3). Counted once
+        // One line per closed binding: a broken ring is reported once, not once per turn. Counted once
         // the miniport has exited and its log is all read.
         func reports() -> Int {
             miniport.process.standardError.components(separatedBy: "broke the ring contract").count - 1

@@ -50,7 +50,7 @@ import Testing
     }
 
     @Test func loopbackRoundTripsUnderCheckedMode() throws {
-        let miniport = try MiniportProcess(driver: "loopback", arguments: ["--checked", "true"])
+        let miniport = try MiniportProcess(driver: "loopback", arguments: ["--checked"])
         let ping = try SpawnedProcess(
             "ringport",
             ["ping", "--count", "2000", "--quiet", "--adapter", miniport.adapter, "--dir", miniport.directory.path],

@@ -11,8 +11,8 @@ import Testing
 typealias LibraryHost = ContractHost
 
 /// A driver that produces `total` frames for every binding, through the Rx iterators. Frames with an odd
-/// number are dropped: returned with `Ignore` and no buffer (§1.10), or, with `attachToDropped`, with the
-/// buffer attached (which breaks §1.10).
+/// number are dropped: returned with `Ignore` and no buffer (Docs/Contract.md §1.10), or, with
+/// `attachToDropped`, with the buffer attached (which breaks §1.10).
 final class DroppingReceiveDriver: RingDriver, @unchecked Sendable {
     let name = "dropping-receive"
     /// Ring style (so the framework records its receive-index stores in `poll`); it sends nothing.
@@ -185,8 +185,8 @@ final class HeldFrame {
     init(_ frame: consuming ReceivedPacket) { self.frame = Optional(frame) }
 }
 
-/// The library's side of the contract, in process: receive (§1.10 Rx, §2.5), close (D6), handles of
-/// another binding (D9).
+/// The library's side of the contract, in process: receive (Docs/Contract.md §1.10 Rx, §2.5), close, handles of
+/// another binding.
 @Suite struct LibraryContractTests {
     /// Polls receives until `count` frames came or `seconds` passed; returns their texts.
     static func receive(_ adapter: Adapter, count: Int, seconds: Double = 10) -> [String] {
@@ -206,7 +206,7 @@ final class HeldFrame {
 
     // MARK: §1.10 Rx
 
-    /// D2 and §1.10: a driver drops every other frame the way §1.10 says (Ignore, no buffer). Receive never
+    /// §1.10: a driver drops every other frame the way §1.10 says (Ignore, no buffer). Receive never
     /// stalls (the library posts packet slots apart from buffers), and no dropped frame is indicated.
     @Test func droppedFramesAreNeverIndicatedAndNeverStallReceive() throws {
         let driver = DroppingReceiveDriver(total: 1000)
@@ -221,7 +221,7 @@ final class HeldFrame {
         #expect(adapter.state == .open)
     }
 
-    /// D7, checked: an ignored receive packet returned with its buffer attached is reported by name and
+    /// Checked: an ignored receive packet returned with its buffer attached is reported by name and
     /// closes the binding; the frame is not indicated.
     @Test func anIgnoredReceivePacketWithABufferIsReportedInCheckedMode() throws {
         let host = try LibraryHost(driver: DroppingReceiveDriver(total: 1000, attachToDropped: true))
@@ -236,7 +236,7 @@ final class HeldFrame {
         #expect(frames.allSatisfy { Int($0.dropFirst(6))! % 2 == 0 })
     }
 
-    /// D7, unchecked: the same driver's dropped frames are not indicated and their buffers are not lost
+    /// Unchecked: the same driver's dropped frames are not indicated and their buffers are not lost
     /// (1000 frames through a 16-slot ring: a lost buffer would stall it).
     @Test func anIgnoredReceivePacketWithABufferIsNotIndicatedNorLeakedUnchecked() throws {
         let host = try LibraryHost(driver: DroppingReceiveDriver(total: 1000, attachToDropped: true))
@@ -290,7 +290,7 @@ final class HeldFrame {
         #expect(driver.state.withLock { $0.delivered } == 1 + 3 * 16)
     }
 
-    /// D7, unchecked: the buffer of an ignored packet that carries one anyway comes back to the library with
+    /// Unchecked: the buffer of an ignored packet that carries one anyway comes back to the library with
     /// the packet and is posted again at once; the packet is not indicated.
     @Test func anIgnoredPacketsAttachedBufferIsPostedAgainAtOnceUnchecked() throws {
         let driver = ReceiveProbeDriver()
@@ -311,9 +311,9 @@ final class HeldFrame {
         #expect(driver.state.withLock { $0.doublePosts } == 0 && adapter.state == .open)
     }
 
-    // MARK: D6
+    // MARK: Close
 
-    /// D6: `close` returns only after the miniport let go of the binding. The driver holds every packet and
+    /// `close` returns only after the miniport let go of the binding. The driver holds every packet and
     /// is slow to close; after `close` (which times out on the held sends) the miniport has run the driver's
     /// `bindingClosing` to its end and no descriptor or ring index of the segment changes any more.
     @Test func closeReturnsOnlyOnceTheMiniportLetGoOfTheBinding() throws {
@@ -337,7 +337,7 @@ final class HeldFrame {
         #expect(adapter.outstandingSends == 0 && adapter.packetPoolUsage == 0)
     }
 
-    /// D6 with a miniport slower than close's wait for its answer (ownership model, BUG_REPLY_TIMEOUT): close
+    /// The same with a miniport slower than close's wait for its answer (ownership model, BUG_REPLY_TIMEOUT): close
     /// throws and hands back nothing the miniport still holds; once the miniport lets go, a poll completes
     /// each packet once, with `CLOSING`, and the segment no longer changes.
     @Test func aCloseTheMiniportDoesNotAnswerInTimeHandsBackNothingItHolds() throws {
@@ -385,9 +385,9 @@ final class HeldFrame {
         return words
     }
 
-    // MARK: D9
+    // MARK: Handles of another binding
 
-    /// D9: a buffer of binding A chained to a packet of binding B does not trap: B records a
+    /// A buffer of binding A chained to a packet of binding B does not trap: B records a
     /// `.foreignBinding` misuse, the packet is unchanged, and the buffer goes back to A's pool.
     @Test func aBufferOfAnotherBindingIsAForeignBindingMisuseAndGoesBackToItsPool() throws {
         let host = try LibraryHost(driver: SucceedingDriver())
@@ -413,7 +413,7 @@ final class HeldFrame {
         #expect(statuses == [.success])
     }
 
-    /// D9: a packet of binding A sent on binding B is the same kind of outcome: B records a
+    /// A packet of binding A sent on binding B is the same kind of outcome: B records a
     /// `.foreignBinding` misuse and is unchanged; the packet completes on A, its own binding, with
     /// `INVALID_PACKET` through A's next poll, and A can send it.
     @Test func aPacketOfAnotherBindingIsAForeignBindingMisuseAndCompletesOnItsOwnBinding() throws {

@@ -4,7 +4,7 @@ import RingportCore
 import RingportMiniport
 import Testing
 
-/// The rules of REFERENCE.md §2.1 (NdisSendPackets) and §2.2 (MiniportSendPackets, serialized and
+/// The rules of Docs/Contract.md §2.1 (NdisSendPackets) and §2.2 (MiniportSendPackets, serialized and
 /// deserialized), each broken on purpose in a copy of the framework to see its test fail.
 @Suite struct NDISSendRuleTests {
     static let allSuccess: @Sendable (Int, Int) -> [NDISStatus] = { _, count in Array(repeating: .success, count: count)
@@ -76,7 +76,7 @@ import Testing
     }
 
     /// §2.1: each packet gets exactly one completion; a second `NdisMSendComplete` of the same packet is
-    /// refused, counted in the statistics and logged (D5).
+    /// refused, counted in the statistics and logged.
     @Test func aSecondSendCompleteOfAPacketIsRefusedAndReported() throws {
         let driver = ScriptedDriver(serialized: false, maxSendPackets: 8) { _, count in
             Array(repeating: .pending, count: count)
@@ -98,7 +98,7 @@ import Testing
     }
 
     /// §2.1, §2.6: a completion of a packet whose binding closed (it completed `CLOSING` then) is refused and
-    /// reported, never delivered (D5).
+    /// reported, never delivered.
     @Test func aSendCompleteAfterTheBindingClosedIsRefused() throws {
         let driver = ScriptedDriver(serialized: false, maxSendPackets: 8) { _, count in
             Array(repeating: .pending, count: count)
@@ -166,8 +166,8 @@ import Testing
         try adapter.close()
     }
 
-    /// §2.1 and DESIGN I6: a deserialized driver may complete in any order; the protocol gets every packet
-    /// once, in ring order, each with the status the driver gave.
+    /// §2.1 and Docs/Design.md, invariant 6: a deserialized driver may complete in any order; the protocol
+    /// gets every packet once, in ring order, each with the status the driver gave.
     @Test func completionsReachTheProtocolInRingOrderWhateverTheDriversOrder() throws {
         let driver = ScriptedDriver(serialized: false, maxSendPackets: 16) { _, count in
             Array(repeating: .pending, count: count)

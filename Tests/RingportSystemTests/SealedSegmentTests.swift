@@ -1,10 +1,10 @@
-import CRingportShim
 import Foundation
 import Glibc
 import RingportCore
 import SystemPackage
 import TestSupport
 import Testing
+import _RingportShim
 
 @testable import RingportSystem
 

@@ -1,10 +1,10 @@
-import CRingportShim
 import Foundation
 import Glibc
 import RingportCore
 import SystemPackage
 import TestSupport
 import Testing
+import _RingportShim
 
 @testable import RingportSystem
 
@@ -85,16 +85,10 @@ final class WrappedMiniport {
     }
 }
 
-/// Exit status of a shell command (for probes: may this test mount, make a cgroup?).
+/// Exit status of a shell command (for probes: may this test mount, make a cgroup?); -1 if it does not
+/// end within 30 s.
 func shell(_ command: String) -> Int32 {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/bin/sh")
-    process.arguments = ["-c", command]
-    process.standardOutput = FileHandle.nullDevice
-    process.standardError = FileHandle.nullDevice
-    guard (try? process.run()) != nil else { return -1 }
-    process.waitUntilExit()
-    return process.terminationStatus
+    (try? SpawnedProcess.command("/bin/sh", ["-c", command]))?.wait(seconds: 30) ?? -1
 }
 
 @Suite(.serialized) struct SegmentAttackTests {

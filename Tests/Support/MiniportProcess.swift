@@ -27,19 +27,16 @@ public final class MiniportProcess: @unchecked Sendable {
             ["--adapter", adapter, "--dir", path, "--driver", driver] + arguments
         )
         // Ready once it says so (a socket file may be a dead predecessor's).
-        let deadline = Date().addingTimeInterval(20)
-        while !process.standardOutput.contains("is up") {
-            guard process.process.isRunning, Date() < deadline else {
-                process.stop()
-                throw SupportFailure("ringportd did not come up: \(process.standardError)")
-            }
-            usleep(5000)
+        let up = process.waitUntil(seconds: 20) { $0.standardOutput.contains("is up") || !$0.isRunning }
+        guard up, process.isRunning else {
+            process.stop()
+            throw SupportFailure("ringportd did not come up: \(process.standardError)")
         }
         return process
     }
 
     deinit {
-        if process.process.isRunning { _ = terminate(seconds: 5) }
+        if process.isRunning { _ = terminate(seconds: 5) }
         process.stop()
         try? FileManager.default.removeItem(atPath: directory.path)
     }
@@ -52,18 +49,18 @@ public final class MiniportProcess: @unchecked Sendable {
 
     /// SIGTERM, then waits (bounded) for the exit status.
     public func terminate(seconds: Double = 20) -> Int32? {
-        kill(process.process.processIdentifier, SIGTERM)
+        process.signal(SIGTERM)
         return process.wait(seconds: seconds)
     }
 
     /// SIGKILL: the miniport dies without cleaning up.
     public func kill9() {
-        kill(process.process.processIdentifier, SIGKILL)
+        process.signal(SIGKILL)
         _ = process.wait(seconds: 10)
     }
 
     /// The adapter's statistics, asked over the control socket.
-    public func statistics() throws -> AdapterStatistics {
+    package func statistics() throws -> AdapterStatistics {
         let socket = try ControlSocket.connect(path: directory.socketPath(adapter: adapter))
         try socket.send(.queryStatistics)
         guard socket.isReadable(waitingMilliseconds: 5000) else { throw SupportFailure("no statistics") }
@@ -74,7 +71,7 @@ public final class MiniportProcess: @unchecked Sendable {
     }
 
     /// Waits (bounded) until `condition` holds of the statistics.
-    public func waitForStatistics(seconds: Double = 10, _ condition: (AdapterStatistics) -> Bool) throws
+    package func waitForStatistics(seconds: Double = 10, _ condition: (AdapterStatistics) -> Bool) throws
         -> AdapterStatistics
     {
         let deadline = Date().addingTimeInterval(seconds)

@@ -24,6 +24,14 @@ func controlMessageSeeds() -> [(name: String, bytes: [UInt8])] {
     statistics.bindings = 2
     statistics.packetsSent = 1000
     statistics.bindingsViolated = 1
+    var info = AdapterInfo()
+    info.driver = "hub"
+    info.processID = 100
+    info.waitPolicy = 2
+    var binding = BindingStatistics()
+    binding.id = 4
+    binding.packetsSent = 10
+    binding.transmitPacketRingSize = 512
     let messages: [(String, ControlMessage)] = [
         (
             "open",
@@ -37,6 +45,11 @@ func controlMessageSeeds() -> [(name: String, bytes: [UInt8])] {
         ("closed", .closed(status: .closing)),
         ("query-statistics", .queryStatistics),
         ("statistics", .statistics(statistics)),
+        ("query-adapter", .queryAdapter),
+        ("adapter", .adapter(info)),
+        ("query-binding", .queryBinding(after: 3)),
+        ("binding", .binding(binding)),
+        ("no-more-bindings", .noMoreBindings),
     ]
     return messages.map { ($0.0, $0.1.encoded()) }
 }

@@ -112,6 +112,14 @@ static inline int rp_die_with_parent(pid_t expected_parent)
     return getppid() == expected_parent ? 0 : ESRCH;
 }
 
+/* The calling process gets SIGKILL when its parent dies, and only if `ancestor` is still among its
+ * ancestors once that is set (0, else ESRCH: a process between them, or the ancestor, died before, and we
+ * were reparented). For chains of exec'ing or forking wrappers, each armed the same way. */
+int rp_die_with_ancestor(pid_t ancestor);
+
+/* execv(argv[first], argv + first); returns errno (only if the exec failed). */
+int rp_exec_arguments(char *const *argv, int first);
+
 /* Pins the calling thread to one CPU; returns 0 or errno. */
 int rp_pin_to_cpu(int cpu);
 

@@ -2,6 +2,7 @@
 // _GNU_SOURCE, so the header Swift imports sees the same system headers as Swift's own Glibc module.
 #define _GNU_SOURCE
 #include <sched.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
@@ -131,6 +132,41 @@ int rp_pin_to_cpu(int cpu)
     return sched_setaffinity(0, sizeof set, &set) == 0 ? 0 : errno;
 }
 
+
+/* The parent of process `pid` (from /proc/PID/stat, after the command name's last ')'), or -1. */
+static pid_t rp_parent_of(pid_t pid)
+{
+    char path[64], text[512];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    FILE *file = fopen(path, "re");
+    if (file == NULL) return -1;
+    size_t n = fread(text, 1, sizeof text - 1, file);
+    fclose(file);
+    text[n] = 0;
+    char *end = strrchr(text, ')');
+    int parent;
+    char state;
+    if (end == NULL || sscanf(end + 1, " %c %d", &state, &parent) != 2) return -1;
+    return parent;
+}
+
+int rp_die_with_ancestor(pid_t ancestor)
+{
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0) return errno;
+    // Armed first, checked after: a death from now on kills us; one before shows in the chain.
+    pid_t pid = getppid();
+    for (int depth = 0; depth < 64 && pid > 1; depth++) {
+        if (pid == ancestor) return 0;
+        pid = rp_parent_of(pid);
+    }
+    return ESRCH;
+}
+
+int rp_exec_arguments(char *const *argv, int first)
+{
+    execv(argv[first], argv + first);
+    return errno;
+}
 
 /* Points message i of count at base + i * len (at most 64). */
 static unsigned rp_fill_messages(struct mmsghdr *messages, struct iovec *vectors, const void *base, size_t len,
