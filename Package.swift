@@ -187,7 +187,7 @@ let package = Package(
         // Compiles snippets against the built modules and expects the ownership rules' compiler errors.
         .testTarget(
             name: "RingportCompileFailTests",
-            dependencies: ["Ringport", "ExampleDrivers"],
+            dependencies: ["Ringport", "ExampleDrivers", "TestSupport"],
             swiftSettings: strict
         ),
         .testTarget(

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 
 /// README's code, compiled as a client outside the package would compile it: no `@testable`, no
@@ -16,6 +17,23 @@ import Testing
                 result.succeeded && result.warnings.isEmpty,
                 "README's swift block \(index + 1) (\(block.prefix(60))...):\n\(result.diagnostics)")
         }
+    }
+
+    /// The Swift lines `ringportd` prints at start-up ("connect from Swift") compile as a client program,
+    /// imports included.
+    @Test func theBannersConnectLinesCompileAsAClientProgram() throws {
+        let compiler = try #require(ClientCompiler.debug)
+        let miniport = try MiniportProcess()
+        let banner = miniport.process.standardOutput.split(separator: "\n").map(String.init)
+        let start = try #require(banner.firstIndex { $0.contains("connect from Swift:") }, "\(banner)")
+        let end = try #require(banner[start...].firstIndex { $0.contains("try it:") }, "\(banner)")
+        let lines = banner[start..<end].map {
+            $0.replacingOccurrences(of: "connect from Swift:", with: "").trimmingCharacters(in: .whitespaces)
+        }
+        #expect(lines.count >= 2 && lines[0] == "import Ringport", "\(lines)")
+        let program = lines.joined(separator: "\n") + "\ntry adapter.close()\n"
+        let result = try compiler.compile([(name: "main.swift", text: program)], library: false)
+        #expect(result.succeeded && result.warnings.isEmpty, "\(program)\n\(result.diagnostics)")
     }
 
     /// A client of the libraries sees their API and none of the plumbing under it, even when it names the
