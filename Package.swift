@@ -173,6 +173,8 @@ let package = Package(
             dependencies: [
                 "Ringport", "RingportMiniport", "RingportCore", "RingportSystem", "TestSupport",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
             ],
             swiftSettings: strict
         ),

@@ -1,5 +1,4 @@
 import DequeModule
-public import RingportCore
 public import RingportMiniport
 
 /// NDIS 5 array (`MiniportSendPackets`): answers every sent frame with the same bytes reversed, indicated

@@ -1,4 +1,3 @@
-public import RingportCore
 public import RingportMiniport
 import Synchronization
 

@@ -1,26 +1,40 @@
-import CoreMetrics
+public import CoreMetrics
 import RingportCore
 import Synchronization
 
-/// The miniport's statistics through swift-metrics: the adapter's totals as counters and gauges with an
-/// `adapter` dimension, and each open binding's with `adapter` and `binding` dimensions (a binding's go
-/// when it closes). `update()` copies the statistics the data thread last published into them: call it
-/// when the metrics are read (a scrape), never on the data thread, which this costs nothing.
-package final class MiniportMetrics: @unchecked Sendable {
+/// A ``Miniport``'s statistics through swift-metrics, for a process that embeds the miniport and
+/// bootstraps a `MetricsSystem` of its own (`ringportd --metrics` is one).
+///
+/// The adapter's totals become counters and gauges with an `adapter` dimension, each open binding's with
+/// `adapter` and `binding` dimensions (a binding's are destroyed when it closes); the names are those of
+/// Docs/stat-json.md, section Metrics. ``update()`` copies the statistics the data thread last published
+/// into them: call it when the metrics are read (before a scrape), from any thread; the data thread does
+/// no work for it. Make one per miniport and factory: two would count every increment twice.
+///
+/// ```swift
+/// let metrics = MiniportMetrics(miniport: miniport)  // after MetricsSystem.bootstrap(...)
+/// // before each export or scrape:
+/// metrics.update()
+/// ```
+public final class MiniportMetrics: @unchecked Sendable {
     let miniport: Miniport
     let factory: any MetricsFactory
     let adapter: String
     let state: Mutex<State>
 
     /// A counter and the total it was last brought to (swift-metrics counters only grow by increments).
+    /// The total only grows and stops at `Int64.max` (what a Prometheus counter holds): a protocol's
+    /// published value (`sleeps`) that drops or jumps cannot make the counter go backwards or wrap.
     final class Total {
         let counter: Counter
         var last: UInt64 = 0
         init(_ counter: Counter) { self.counter = counter }
 
         func set(_ value: UInt64) {
-            if value > last { counter.increment(by: Int64(clamping: value - last)) }
-            last = value
+            let clamped = min(value, UInt64(Int64.max))
+            guard clamped > last else { return }
+            counter.increment(by: Int64(clamped - last))
+            last = clamped
         }
     }
 
@@ -36,7 +50,8 @@ package final class MiniportMetrics: @unchecked Sendable {
     }
 
     /// Metrics of `miniport`, made by `factory` (by default the one `MetricsSystem` was bootstrapped with).
-    package init(miniport: Miniport, factory: any MetricsFactory = MetricsSystem.factory) {
+    /// Nothing is reported until the first ``update()``.
+    public init(miniport: Miniport, factory: any MetricsFactory = MetricsSystem.factory) {
         self.miniport = miniport
         self.factory = factory
         adapter = miniport.options.adapter
@@ -87,9 +102,9 @@ package final class MiniportMetrics: @unchecked Sendable {
         ]
     }
 
-    /// Brings every metric to the statistics the data thread last published; a closed binding's metrics
-    /// are destroyed.
-    package func update() {
+    /// Brings every metric to the statistics the data thread last published (when it does: Docs/stat-json.md,
+    /// "When the statistics are taken"); a closed binding's metrics are destroyed. Safe from any thread.
+    public func update() {
         let snapshot = miniport.statisticsSnapshot()
         let adapter = self.adapter
         let factory = self.factory

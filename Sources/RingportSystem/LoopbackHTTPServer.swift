@@ -2,8 +2,9 @@ import Glibc
 
 /// A minimal HTTP/1.1 responder on a loopback TCP address, for a metrics scrape: reads one request per
 /// connection (bounded in size and time), answers it and closes. Every socket is non-blocking and served
-/// from one `poll`, so a client that never sends, or never reads, costs a slot until its deadline and
-/// stalls no one else. Served by one thread (the one in `serve`).
+/// from one `poll`. A client that never sends, or never reads, costs a slot until its deadline; when every
+/// slot is taken, a new connection closes the oldest one that has not sent a whole request, so any number
+/// of idle clients cannot keep a scrape out. Served by one thread (the one in `serve`).
 package final class LoopbackHTTPServer: @unchecked Sendable {
     /// The listening socket.
     let listener: CInt
@@ -12,19 +13,22 @@ package final class LoopbackHTTPServer: @unchecked Sendable {
 
     /// Most bytes of a request (its line and headers); a longer one is answered 431 and closed.
     static let requestLimit = 8192
-    /// Most connections served at once; beyond, new ones are closed at once.
+    /// Most connections served at once; beyond, each new one takes the slot of the oldest that has not
+    /// asked yet (or, if all have, of the oldest).
     static let connectionLimit = 32
     /// How long a connection may take to send its request and read the answer.
     static let deadlineNanoseconds: UInt64 = 2_000_000_000
 
-    /// An answer: status, content type, body.
+    /// An answer: status, content type, headers of its own (say `Allow`), body.
     package struct Response: Sendable {
         package var status: Int
         package var contentType: String
+        package var headers: [(name: String, value: String)]
         package var body: [UInt8]
-        package init(status: Int, contentType: String, body: [UInt8]) {
+        package init(status: Int, contentType: String, headers: [(name: String, value: String)] = [], body: [UInt8]) {
             self.status = status
             self.contentType = contentType
+            self.headers = headers
             self.body = body
         }
     }
@@ -48,40 +52,44 @@ package final class LoopbackHTTPServer: @unchecked Sendable {
         return (host, port)
     }
 
-    /// Binds and listens on `host` (a numeric loopback address) and `port` (0: any free one).
-    package init(host: String, port: UInt16) throws(SystemError) {
+    /// A TCP socket (close-on-exec) of `host`'s family and its address with `port`: IPv6 if `host` has a
+    /// colon, else IPv4; `host` must be numeric.
+    static func socketAddress(host: String, port: UInt16) throws(SystemError)
+        -> (fd: CInt, address: sockaddr_storage, length: socklen_t)
+    {
+        var storage = sockaddr_storage()
         let six = host.contains(":")
+        let parsed = withUnsafeMutableBytes(of: &storage) { raw -> Bool in
+            if six {
+                var address = sockaddr_in6()
+                address.sin6_family = sa_family_t(AF_INET6)
+                address.sin6_port = port.bigEndian
+                guard inet_pton(AF_INET6, host, &address.sin6_addr) == 1 else { return false }
+                raw.storeBytes(of: address, as: sockaddr_in6.self)
+            } else {
+                var address = sockaddr_in()
+                address.sin_family = sa_family_t(AF_INET)
+                address.sin_port = port.bigEndian
+                guard inet_pton(AF_INET, host, &address.sin_addr) == 1 else { return false }
+                raw.storeBytes(of: address, as: sockaddr_in.self)
+            }
+            return true
+        }
+        guard parsed else { throw SystemError("inet_pton(\(host))", .invalidArgument) }
         let fd = socket(six ? AF_INET6 : AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw .fromErrno("socket") }
+        let length = socklen_t(six ? MemoryLayout<sockaddr_in6>.size : MemoryLayout<sockaddr_in>.size)
+        return (fd, storage, length)
+    }
+
+    /// Binds and listens on `host` (a numeric loopback address) and `port` (0: any free one).
+    package init(host: String, port: UInt16) throws(SystemError) {
+        let (fd, storage, length) = try Self.socketAddress(host: host, port: port)
+        var address = storage
         var one: CInt = 1
         _ = setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<CInt>.size))
-        var bound: Int32
-        if six {
-            var address = sockaddr_in6()
-            address.sin6_family = sa_family_t(AF_INET6)
-            address.sin6_port = port.bigEndian
-            guard inet_pton(AF_INET6, host, &address.sin6_addr) == 1 else {
-                Glibc.close(fd)
-                throw SystemError("inet_pton(\(host))", .invalidArgument)
-            }
-            bound = withUnsafePointer(to: &address) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                    bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in6>.size))
-                }
-            }
-        } else {
-            var address = sockaddr_in()
-            address.sin_family = sa_family_t(AF_INET)
-            address.sin_port = port.bigEndian
-            guard inet_pton(AF_INET, host, &address.sin_addr) == 1 else {
-                Glibc.close(fd)
-                throw SystemError("inet_pton(\(host))", .invalidArgument)
-            }
-            bound = withUnsafePointer(to: &address) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                    bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
-                }
-            }
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) }
         }
         guard bound == 0 else {
             let error = SystemError.fromErrno("bind(\(host):\(port))")
@@ -93,12 +101,12 @@ package final class LoopbackHTTPServer: @unchecked Sendable {
             Glibc.close(fd)
             throw error
         }
-        var storage = sockaddr_storage()
-        var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
-        _ = withUnsafeMutablePointer(to: &storage) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+        // The port the kernel chose (at the same offset in both families' addresses).
+        var boundLength = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        _ = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &boundLength) }
         }
-        let netPort = withUnsafeBytes(of: storage) { raw in raw.load(fromByteOffset: 2, as: UInt16.self) }
+        let netPort = withUnsafeBytes(of: address) { raw in raw.load(fromByteOffset: 2, as: UInt16.self) }
         listener = fd
         self.port = UInt16(bigEndian: netPort)
     }
@@ -142,22 +150,38 @@ package final class LoopbackHTTPServer: @unchecked Sendable {
                 Glibc.close(client.fd)
                 return true
             }
-            if entries[0].revents != 0 { accept(into: &clients, now: now) }
+            if entries[0].revents != 0 { accept(into: &clients, now: now, respond) }
         }
     }
 
-    func accept(into clients: inout [Client], now: UInt64) {
+    /// Takes every pending connection. At the limit one is closed for it (`victim`): idle clients then only
+    /// ever take one another's slots. A request already sent is read at once.
+    func accept(into clients: inout [Client], now: UInt64, _ respond: (String, String) -> Response) {
         while true {
             let fd = Glibc.accept(listener, nil, nil)
             guard fd >= 0 else { return }
             _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
             _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
-            guard clients.count < Self.connectionLimit else {
-                Glibc.close(fd)
-                continue
+            if clients.count >= Self.connectionLimit {
+                let victim = victim(clients, respond)
+                Glibc.close(clients[victim].fd)
+                clients.remove(at: victim)
             }
-            clients.append(Client(fd: fd, deadline: now &+ Self.deadlineNanoseconds))
+            let client = Client(fd: fd, deadline: now &+ Self.deadlineNanoseconds)
+            clients.append(client)
+            read(client, respond)
         }
+    }
+
+    /// The connection to close for a new one: one already gone; else the oldest that has still not sent a
+    /// whole request (each read first: its request may have come since the last `poll`); else the oldest.
+    func victim(_ clients: [Client], _ respond: (String, String) -> Response) -> Int {
+        if let gone = clients.firstIndex(where: { $0.written < 0 }) { return gone }
+        for (index, client) in clients.enumerated() where !client.answered {
+            read(client, respond)
+            if !client.answered || client.written < 0 { return index }
+        }
+        return 0
     }
 
     func read(_ client: Client, _ respond: (String, String) -> Response) {
@@ -179,7 +203,10 @@ package final class LoopbackHTTPServer: @unchecked Sendable {
             let line = client.request.prefix { $0 != UInt8(ascii: "\r") }
             let parts = String(decoding: line, as: UTF8.self).split(separator: " ", omittingEmptySubsequences: false)
             if parts.count == 3, parts[2].hasPrefix("HTTP/1.") {
-                response = respond(String(parts[0]), String(parts[1]))
+                var answer = respond(String(parts[0]), String(parts[1]))
+                // A HEAD answer has no body.
+                if parts[0] == "HEAD" { answer.body = [] }
+                response = answer
             } else {
                 response = Response(status: 400, contentType: "text/plain", body: Array("bad request\n".utf8))
             }
@@ -223,8 +250,9 @@ package final class LoopbackHTTPServer: @unchecked Sendable {
             case 431: "Request Header Fields Too Large"
             default: "Error"
             }
+        let headers = response.headers.map { "\($0.name): \($0.value)\r\n" }.joined()
         let head =
-            "HTTP/1.1 \(response.status) \(reason)\r\nContent-Type: \(response.contentType)\r\n"
+            "HTTP/1.1 \(response.status) \(reason)\r\nContent-Type: \(response.contentType)\r\n" + headers
             + "Content-Length: \(response.body.count)\r\nConnection: close\r\n\r\n"
         return Array(head.utf8) + response.body
     }
@@ -232,18 +260,18 @@ package final class LoopbackHTTPServer: @unchecked Sendable {
 
 /// The other end, for tests and tools: one request over a fresh TCP connection to a loopback address.
 package enum LoopbackHTTPClient {
-    /// Connects to `host:port` (numeric IPv4); the descriptor is the caller's to close.
-    package static func connect(host: String, port: UInt16) throws(SystemError) -> CInt {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { throw .fromErrno("socket") }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = port.bigEndian
-        _ = inet_pton(AF_INET, host, &address.sin_addr)
+    /// Connects to `host:port` (numeric IPv4 or IPv6), waiting at most `timeoutSeconds` for the connection
+    /// and then for each send and receive; the descriptor is the caller's to close.
+    package static func connect(host: String, port: UInt16, timeoutSeconds: Double = 5) throws(SystemError) -> CInt {
+        let (fd, storage, length) = try LoopbackHTTPServer.socketAddress(host: host, port: port)
+        var address = storage
+        // On Linux the send timeout also bounds `connect`.
+        var timeout = timeval(
+            tv_sec: Int(timeoutSeconds), tv_usec: Int((timeoutSeconds.truncatingRemainder(dividingBy: 1)) * 1e6))
+        _ = setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        _ = setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         let result = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
-            }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, length) }
         }
         guard result == 0 else {
             let error = SystemError.fromErrno("connect(\(host):\(port))")
@@ -259,12 +287,8 @@ package enum LoopbackHTTPClient {
     package static func exchange(host: String, port: UInt16, request: String, timeoutSeconds: Double = 5)
         throws(SystemError) -> String
     {
-        let fd = try connect(host: host, port: port)
+        let fd = try connect(host: host, port: port, timeoutSeconds: timeoutSeconds)
         defer { Glibc.close(fd) }
-        var timeout = timeval(
-            tv_sec: Int(timeoutSeconds), tv_usec: Int((timeoutSeconds.truncatingRemainder(dividingBy: 1)) * 1e6))
-        _ = setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-        _ = setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         let bytes = Array(request.utf8)
         guard bytes.withUnsafeBytes({ send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }) == bytes.count else {
             throw .fromErrno("send")

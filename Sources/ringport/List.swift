@@ -34,9 +34,9 @@ struct List: ParsableCommand {
 
     func run() throws {
         let directory = RuntimeDirectory(dir)
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: directory.path, isDirectory: &isDirectory), isDirectory.boolValue
-        else {
+        var info = stat()
+        guard stat(directory.path, &info) == 0 else {
+            guard errno == ENOENT else { throw Self.unlisted(directory, errno: errno) }
             if json {
                 print(try StatJSON.line(Listing(directory: directory.path, adapters: [])))
             } else {
@@ -44,10 +44,9 @@ struct List: ParsableCommand {
             }
             return
         }
+        guard info.st_mode & S_IFMT == S_IFDIR else { throw RuntimeFailure("\(directory.path) is not a directory") }
         try directory.checkForClient()
-        let names = try FileManager.default.contentsOfDirectory(atPath: directory.path)
-            .filter { $0.hasSuffix(".sock") }.map { String($0.dropLast(".sock".count)) }
-            .filter(RuntimeDirectory.isValidAdapterName).sorted()
+        let names = try Self.socketNames(directory)
         let entries = names.map { Self.entry(directory, $0) }
         if json {
             print(try StatJSON.line(Listing(directory: directory.path, adapters: entries)))
@@ -72,6 +71,32 @@ struct List: ParsableCommand {
                     i == row.count - 1 ? cell : cell.padding(toLength: widths[i], withPad: " ", startingAt: 0)
                 }.joined(separator: "  "))
         }
+    }
+
+    /// The adapter names of the directory's sockets, sorted.
+    static func socketNames(_ directory: RuntimeDirectory) throws -> [String] {
+        guard let handle = opendir(directory.path) else { throw unlisted(directory, errno: errno) }
+        defer { closedir(handle) }
+        var names: [String] = []
+        while let entry = readdir(handle) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) {
+                String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self)
+            }
+            guard name.hasSuffix(".sock") else { continue }
+            let adapter = String(name.dropLast(".sock".count))
+            if RuntimeDirectory.isValidAdapterName(adapter) { names.append(adapter) }
+        }
+        return names.sorted()
+    }
+
+    /// A directory this user may not read (a world socket's 0711 lets others search it, not list it).
+    static func unlisted(_ directory: RuntimeDirectory, errno code: Int32) -> RuntimeFailure {
+        guard code == EACCES else {
+            return RuntimeFailure("\(directory.path) cannot be listed: \(String(cString: strerror(code)))")
+        }
+        return RuntimeFailure(
+            "\(directory.path) cannot be listed (permission denied: its owner lets others reach its adapters, "
+                + "not list them); ask one by name: ringport stat --adapter NAME --dir \(directory.path)")
     }
 
     /// Asks the miniport at `adapter`'s socket what it serves (1 s at most).

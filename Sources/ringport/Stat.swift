@@ -27,13 +27,6 @@ struct Stat: ParsableCommand {
         }
     }
 
-    /// The adapter's totals, asked over a control connection of its own.
-    static func query(_ where_: AdapterOptions) throws -> AdapterStatistics {
-        try StatClient(where_).ask(.queryStatistics) { reply in
-            if case .statistics(let s) = reply { s } else { nil }
-        }
-    }
-
     func run() throws {
         let client = try StatClient(where_)
         var previous: StatSnapshot?
@@ -89,9 +82,25 @@ final class StatClient {
         socket = try ControlSocket.connect(path: path, timeout: timeout)
     }
 
+    /// Whether this connection got an answer yet: a close after one means the miniport stopped.
+    private var answered = false
+
+    /// The miniport stopped (or died) while this connection was open.
+    var wentAway: RuntimeFailure { RuntimeFailure("the miniport at \(path) went away") }
+
     /// Sends `request` and takes the one answer `accept` maps to a value (nil: not the answer expected).
     func ask<T>(
         _ request: ControlMessage, timeoutMilliseconds: Int32 = 5000, _ accept: (ControlMessage) -> T?
+    ) throws -> T {
+        do {
+            return try exchange(request, timeoutMilliseconds: timeoutMilliseconds, accept)
+        } catch let error as SystemError where [EPIPE, ECONNRESET].contains(error.errno.rawValue) {
+            throw wentAway
+        }
+    }
+
+    private func exchange<T>(
+        _ request: ControlMessage, timeoutMilliseconds: Int32, _ accept: (ControlMessage) -> T?
     ) throws -> T {
         try socket.send(request)
         guard socket.isReadable(waitingMilliseconds: timeoutMilliseconds) else {
@@ -104,8 +113,10 @@ final class StatClient {
             guard let value = accept(reply) else {
                 throw RuntimeFailure("the miniport at \(path) answered \(request) with \(reply)")
             }
+            answered = true
             return value
         default:
+            if answered { throw wentAway }
             throw RuntimeFailure(
                 "the miniport at \(path) closed the connection (a ringportd older than this ringport?)")
         }
@@ -160,7 +171,8 @@ final class StatClient {
         guard pid > 0, pid < UInt64(Int32.max),
             let text = try? String(contentsOfFile: "/proc/\(pid)/comm", encoding: .utf8)
         else { return nil }
-        let name = text.trimmingCharacters(in: .whitespacesAndNewlines)
+        // Only the newline the kernel appends: the rest is the program's own name, spaces and all.
+        let name = text.hasSuffix("\n") ? String(text.dropLast()) : text
         return name.isEmpty ? nil : name
     }
 }
@@ -259,7 +271,7 @@ enum StatTable {
         var rows = [header]
         for b in s.bindings {
             var row = [
-                "\(b.id)", "\(b.processID)", s.processNames[b.processID] ?? "?", StatNames.state(b.state),
+                "\(b.id)", "\(b.processID)", s.processNames[b.processID].map(cell) ?? "?", StatNames.state(b.state),
                 "\(b.packetsSent)", "\(b.bytesSent)", "\(b.packetsReceived)", "\(b.bytesReceived)",
                 "\(b.packetsDropped)", "\(b.packetsFailed)", "\(b.packetsOutstanding)",
                 "\(b.transmitPacketRingUsed)/\(b.transmitPacketRingSize)",
@@ -290,6 +302,20 @@ enum StatTable {
             lines.append(cells.joined(separator: "  "))
         }
         return lines.joined(separator: "\n")
+    }
+
+    /// `text` as one table cell: whitespace and control characters (a process may name itself anything)
+    /// shown as `?`, as ps does, so that no name adds a line or a column.
+    static func cell(_ text: String) -> String {
+        String(
+            String.UnicodeScalarView(
+                text.unicodeScalars.map { isShown($0) ? $0 : "?" }))
+    }
+
+    /// Neither whitespace nor a control or format character (a newline, a tab, a direction override).
+    static func isShown(_ scalar: Unicode.Scalar) -> Bool {
+        let properties = scalar.properties
+        return !properties.isWhitespace && ![.control, .format].contains(properties.generalCategory)
     }
 
     static func describe(_ r: StatRates) -> String {

@@ -28,11 +28,12 @@ func makeFrame(_ adapter: Adapter, copying bytes: UnsafeRawBufferPointer) throws
     return packet
 }
 
-/// Sends everything still batched, then takes completions until the pools have room again (bounded).
+/// Sends everything still batched, then takes completions until the pools have room again (bounded), or
+/// until Ctrl-C: the caller checks `Interruption.isRequested` before it allocates again.
 func relieve(_ adapter: Adapter, _ batch: inout PacketArray, failed: inout Int, seconds: Double = 10) throws {
     adapter.send(&batch)
     let deadline = ProcessControl.monotonicNanoseconds() + UInt64(seconds * 1e9)
-    while adapter.outstandingSends > adapter.configuration.packetCount / 2 {
+    while adapter.outstandingSends > adapter.configuration.packetCount / 2 && !Interruption.isRequested {
         adapter.waitForCompletions(timeoutSeconds: 0.1) { _, status in if !status.isSuccess { failed += 1 } }
         if case .closed(let reason) = adapter.state { throw RuntimeFailure("binding closed: \(reason)") }
         guard ProcessControl.monotonicNanoseconds() < deadline else {
@@ -126,24 +127,39 @@ struct Send: ParsableCommand {
         var made = 0
         let start = ProcessControl.monotonicNanoseconds()
         var lastProgress = start
+        // The next frame; when the pools are out of room, after completions made some (nil: Ctrl-C came first).
+        func makeFrameMakingRoom(_ bytes: [UInt8]?, sequence: UInt64) throws -> Packet? {
+            do {
+                return try makeFrame(adapter, bytes: bytes, sequence: sequence, size: size)
+            } catch let error as AdapterError where error.status == .resources {
+                try relieve(adapter, &batch, failed: &failed)
+                if Interruption.isRequested { return nil }
+                return try makeFrame(adapter, bytes: bytes, sequence: sequence, size: size)
+            }
+        }
         for n in 0..<total {
             if rate > 0 {
                 let due = start + UInt64(Double(n) / Double(rate) * 1e9)
-                while ProcessControl.monotonicNanoseconds() < due && !Interruption.isRequested {
-                    adapter.pollCompletions { _, status in if !status.isSuccess { failed += 1 } }
+                // Sleep until the frame is due, taking completions meanwhile; each wait bounded, for Ctrl-C.
+                while !Interruption.isRequested {
+                    let now = ProcessControl.monotonicNanoseconds()
+                    guard now < due else { break }
+                    let left = min(Double(due - now) / 1e9, 0.1)
+                    if adapter.outstandingSends > 0 {
+                        adapter.waitForCompletions(timeoutSeconds: left) { _, status in
+                            if !status.isSuccess { failed += 1 }
+                        }
+                    } else {
+                        // Nothing to wait for: the completion wait would return at once.
+                        var pause = timespec(tv_sec: 0, tv_nsec: Int(left * 1e9))
+                        nanosleep(&pause, nil)
+                    }
                 }
                 if Interruption.isRequested { break }
             }
             let sequence = tag << 40 | UInt64(n)
-            let frame: Packet
-            do {
-                frame = try makeFrame(
-                    adapter, bytes: texts.isEmpty ? nil : Array(texts[n].utf8), sequence: sequence, size: size)
-            } catch let error as AdapterError where error.status == .resources {
-                try relieve(adapter, &batch, failed: &failed)
-                frame = try makeFrame(
-                    adapter, bytes: texts.isEmpty ? nil : Array(texts[n].utf8), sequence: sequence, size: size)
-            }
+            let bytes = texts.isEmpty ? nil : Array(texts[n].utf8)
+            guard let frame = try makeFrameMakingRoom(bytes, sequence: sequence) else { break }
             batch.append(frame)
             made = n + 1
             guard batch.count == 32 || rate > 0 else { continue }
@@ -159,9 +175,16 @@ struct Send: ParsableCommand {
             }
         }
         adapter.send(&batch)
-        // After Ctrl-C, wait less for the last completions (a stalled receiver may hold them).
-        try adapter.close(timeoutSeconds: Interruption.isRequested ? 5 : 30) { _, status in
-            if !status.isSuccess { failed += 1 }
+        if Interruption.isRequested {
+            // After Ctrl-C, wait little for the last completions: a stalled receiver may hold them, and then
+            // the miniport cancels them (counted as failed). The summary comes all the same.
+            do {
+                try adapter.close(timeoutSeconds: 1) { _, status in if !status.isSuccess { failed += 1 } }
+            } catch {
+                guard case .closing = error else { throw error }
+            }
+        } else {
+            try adapter.close(timeoutSeconds: 30) { _, status in if !status.isSuccess { failed += 1 } }
         }
         print("sent \(made) failed=\(failed)")
         try exitIfInterrupted()
@@ -251,7 +274,7 @@ struct Recv: ParsableCommand {
         if sendCount > 0 { try checkFrameSize(size, option: "--size", adapter) }
         if sendCount > 0 && sendAfterBindings > 0 {
             let deadline = start + 30_000_000_000
-            while try Stat.query(where_).bindings < sendAfterBindings && !Interruption.isRequested {
+            while try StatClient(where_).statistics().bindings < sendAfterBindings && !Interruption.isRequested {
                 guard ProcessControl.monotonicNanoseconds() < deadline else {
                     throw RuntimeFailure("fewer than \(sendAfterBindings) bindings after 30 s")
                 }

@@ -15,10 +15,10 @@ final class MetricsEndpoint: Sendable {
     let port: UInt16
     let host: String
 
-    /// The check `validate()` makes: a well-formed address, and loopback only (the metrics name processes
-    /// and counts traffic: not for other hosts).
-    static func validate(_ address: String) throws {
-        guard let (host, _) = LoopbackHTTPServer.parse(address) else {
+    /// `address` as host and port: a well-formed address, and loopback only (the metrics name processes
+    /// and count traffic: not for other hosts).
+    static func parse(_ address: String) throws(ValidationError) -> (host: String, port: UInt16) {
+        guard let (host, port) = LoopbackHTTPServer.parse(address) else {
             throw ValidationError(
                 "--metrics \"\(address)\": HOST:PORT, as 127.0.0.1:9464 or [::1]:9464 (port 0...65535)")
         }
@@ -26,11 +26,15 @@ final class MetricsEndpoint: Sendable {
             throw ValidationError(
                 "--metrics \"\(address)\": only a loopback address is served (127.0.0.1:PORT, or [::1]:PORT)")
         }
+        return (host, port)
     }
+
+    /// The check `validate()` makes, before anything starts.
+    static func validate(_ address: String) throws { _ = try parse(address) }
 
     /// Binds now (a port in use fails the start) and serves until `stop()`.
     init(_ address: String, miniport: Miniport, logger: Logger) throws {
-        guard let (host, port) = LoopbackHTTPServer.parse(address) else { throw ValidationError("--metrics") }
+        let (host, port) = try Self.parse(address)
         let server = try LoopbackHTTPServer(host: host, port: port)
         self.port = server.port
         self.host = host
@@ -57,8 +61,13 @@ final class MetricsEndpoint: Sendable {
         method: String, path: String, metrics: MiniportMetrics, registry: PrometheusCollectorRegistry
     ) -> LoopbackHTTPServer.Response {
         let route = path.split(separator: "?", maxSplits: 1).first.map(String.init) ?? path
-        guard method == "GET", route == "/metrics" else {
+        guard route == "/metrics" else {
             return .init(status: 404, contentType: "text/plain", body: Array("not found: GET /metrics\n".utf8))
+        }
+        guard method == "GET" else {
+            return .init(
+                status: 405, contentType: "text/plain", headers: [("Allow", "GET")],
+                body: Array("method not allowed: GET /metrics\n".utf8))
         }
         metrics.update()
         var body: [UInt8] = []

@@ -60,6 +60,14 @@ import Testing
                 result.errors.contains { $0.contains("cannot find '\(name)' in scope") },
                 "\(name) is visible to clients:\n\(result.diagnostics)")
         }
+        // A protocol's `import Ringport` brings neither the driver SDK's ring types nor the C shim.
+        for name in ["NetRingCollection", "NetRingIterator", "NetPacket", "NetRingVerifier", "rp_futex_wake"] {
+            let source = "import Ringport\n\nlet hidden = \(name)\(name.hasPrefix("rp_") ? "" : ".self")\n"
+            let result = try compiler.compile([(name: "main.swift", text: source)], library: false)
+            #expect(
+                result.errors.contains { $0.contains("cannot find '\(name)' in scope") },
+                "\(name) comes with import Ringport:\n\(result.diagnostics)")
+        }
         // The control: what a client does need comes with `import Ringport` alone.
         let control = """
             import Ringport

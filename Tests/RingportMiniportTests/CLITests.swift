@@ -205,6 +205,51 @@ import Testing
             "\(sender.standardOutput)")
     }
 
+    /// A send held by back-pressure (a hub whose only receiver holds every frame, never declared stalled)
+    /// still ends at Ctrl-C with its summary and 130, not after its wait for room runs out.
+    @Test func ctrlCEndsASendHeldByBackPressureWithItsSummaryAndExit130() throws {
+        let miniport = try MiniportProcess(driver: "hub", arguments: ["--stall-timeout-ms", "0"])
+        let receiver = try miniport.protocolProcess(["recv", "--hold-us", "100000000"])
+        defer { receiver.stop() }
+        _ = try miniport.waitForStatistics { $0.bindings == 1 }
+        let sender = try miniport.protocolProcess(["send", "--count", "5000"])
+        defer { sender.stop() }
+        // Held: sends outstanding, and no more of them completing.
+        var last = try miniport.statistics()
+        let held = Self.eventually(seconds: 30) {
+            usleep(300_000)
+            guard let now = try? miniport.statistics() else { return false }
+            defer { last = now }
+            return now.bindings == 2 && now.packetsOutstanding > 0 && now.packetsSent == last.packetsSent
+        }
+        #expect(held, "\(last)")
+        sender.signal(SIGINT)
+        #expect(sender.wait(seconds: 8) == 130, "\(sender.standardOutput) \(sender.standardError)")
+        #expect(sender.standardOutput.hasPrefix("sent "), "\(sender.standardOutput) \(sender.standardError)")
+        #expect(!sender.standardError.contains("ringport:"), "\(sender.standardError)")
+    }
+
+    /// A rate-limited send sleeps until each frame is due: its CPU time is a small part of its wall time.
+    @Test func aRateLimitedSendSleepsBetweenFrames() throws {
+        let miniport = try MiniportProcess(driver: "null")
+        let sender = try miniport.protocolProcess(["send", "--count", "300", "--rate", "100"])
+        defer { sender.stop() }
+        // Sampled while it still runs (about 3 s in all): user + system ticks against its age.
+        _ = try miniport.waitForStatistics(seconds: 30) { $0.packetsSent >= 200 }
+        let pid = sender.processIdentifier
+        let stat = try String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8)
+        let uptime = try String(contentsOfFile: "/proc/uptime", encoding: .utf8)
+        // Fields after the command name (which may hold spaces): state is field 3, utime 14, stime 15, start 22.
+        let fields = stat[stat.range(of: ")", options: .backwards)!.upperBound...].split(separator: " ")
+        let ticks = Double(sysconf(Int32(_SC_CLK_TCK)))
+        let cpu = (Double(fields[11])! + Double(fields[12])!) / ticks
+        let age = Double(uptime.split(separator: " ")[0])! - Double(fields[19])! / ticks
+        #expect(age > 1, "age \(age) s")
+        #expect(cpu < 0.3 * age, "cpu \(cpu) s in \(age) s")
+        #expect(sender.wait(seconds: 30) == 0, "\(sender.standardError)")
+        #expect(sender.standardOutput == "sent 300 failed=0\n", "\(sender.standardOutput)")
+    }
+
     @Test func ctrlCEndsPingWithItsStatisticsAndExit130() throws {
         let miniport = try MiniportProcess(driver: "loopback")
         let ping = try miniport.protocolProcess(["ping", "--count", "100000000", "--interval-ms", "1"])
@@ -241,6 +286,12 @@ import Testing
         let miniport = try MiniportProcess(driver: "loopback", arguments: [flag])
         let ping = try miniport.protocolProcess(["ping", "--count", "3", "--quiet"])
         #expect(ping.wait(seconds: 30) == 0, "\(ping.standardOutput) \(ping.standardError)")
+        // The miniport says which it took.
+        let stat = try miniport.protocolProcess(["stat"])
+        #expect(stat.wait(seconds: 30) == 0, "\(stat.standardError)")
+        let adapterLine = stat.standardOutput.split(separator: "\n").first.map(String.init) ?? ""
+        let expected = flag == "--checked" ? "checked=true" : "checked=false"
+        #expect(adapterLine.split(separator: " ").contains { $0 == expected }, "\(stat.standardOutput)")
     }
 
     @Test func helpListsTheValuesAndTheFullDefaultDirectory() throws {

@@ -1,8 +1,12 @@
 import Foundation
 import Glibc
+import Prometheus
+import RingportMiniport
 import RingportSystem
 import TestSupport
 import Testing
+
+@testable import Ringport
 
 /// `ringportd --metrics`: the miniport's counters through swift-metrics, scraped over TCP as Prometheus text.
 @Suite(.serialized) struct MetricsTests {
@@ -73,15 +77,72 @@ import Testing
         defer { withExtendedLifetime(miniport) {} }  // it serves until the test ends
         #expect(try Self.scrape(port, path: "/").head.hasPrefix("HTTP/1.1 404 "))
         #expect(try Self.scrape(port, path: "/metricsx").head.hasPrefix("HTTP/1.1 404 "))
-        let post = try LoopbackHTTPClient.exchange(
-            host: "127.0.0.1", port: port, request: "POST /metrics HTTP/1.1\r\nContent-Length: 0\r\n\r\n")
-        #expect(post.hasPrefix("HTTP/1.1 404 "), "\(post)")
+        // Another method on /metrics: 405, naming the one allowed.
+        for method in ["POST", "HEAD", "PUT"] {
+            let answer = try LoopbackHTTPClient.exchange(
+                host: "127.0.0.1", port: port, request: "\(method) /metrics HTTP/1.1\r\nContent-Length: 0\r\n\r\n")
+            #expect(answer.hasPrefix("HTTP/1.1 405 "), "\(method): \(answer)")
+            #expect(answer.contains("\r\nAllow: GET\r\n"), "\(method): \(answer)")
+        }
         // Clients that connect and send nothing hold a slot each; a scrape beside them is answered.
         let idle = try (0..<4).map { _ in try LoopbackHTTPClient.connect(host: "127.0.0.1", port: port) }
         defer { for fd in idle { LoopbackHTTPClient.close(fd) } }
         let (head, body) = try Self.scrape(port)
         #expect(head.hasPrefix("HTTP/1.1 200 "))
         #expect(body.contains("ringport_packets_sent_total"))
+    }
+
+    /// Twice the server's connection limit in clients that connect and send nothing, opened afresh before
+    /// every scrape: the oldest connection that has not asked is closed to make room, so each scrape is
+    /// answered.
+    @Test func idleClientsBeyondTheConnectionLimitStallNoScrape() throws {
+        let (miniport, port) = try Self.miniport()
+        defer { withExtendedLifetime(miniport) {} }
+        var idle: [CInt] = []
+        defer { for fd in idle { LoopbackHTTPClient.close(fd) } }
+        var failures: [String] = []
+        for round in 0..<12 {
+            for fd in idle { LoopbackHTTPClient.close(fd) }
+            idle = try (0..<64).map { _ in try LoopbackHTTPClient.connect(host: "127.0.0.1", port: port) }
+            do {
+                let (head, body) = try Self.scrape(port)
+                if !head.hasPrefix("HTTP/1.1 200 ") || !body.contains("ringport_packets_sent_total") {
+                    failures.append("round \(round): \(head)")
+                }
+            } catch {
+                failures.append("round \(round): \(error)")
+            }
+        }
+        #expect(failures.isEmpty, "\(failures)")
+    }
+
+    /// `sleeps` is what a protocol publishes about itself: a protocol that writes 2^64-1, then 0, then
+    /// 2^64-1 again must not make its counter go backwards, negative or past `Int64.max`.
+    @Test func aProtocolsPublishedSleepsCannotMakeItsCounterGoBackwards() throws {
+        let host = try ContractHost(driver: NullDriver())
+        defer { host.stop() }
+        let adapter = try host.open()
+        let registry = PrometheusCollectorRegistry()
+        let metrics = MiniportMetrics(miniport: host.miniport, factory: PrometheusMetricsFactory(registry: registry))
+        let series = "ringport_binding_sleeps_total{adapter=\"\(host.adapter)\",binding=\"\(adapter.bindingID)\"}"
+        var scraped: [Double] = []
+        for forged in [3, 10, UInt64.max, 0, UInt64.max, 5] {
+            adapter.regions.control.setProtocolStatistic(.sleeps, forged)
+            // The data thread publishes before it sleeps again: woken, it reads the forged value.
+            adapter.regions.control.miniportWake.wake()
+            let published = eventually { host.miniport.statisticsSnapshot().bindings.first?.sleeps == forged }
+            #expect(published, "sleeps \(forged) not published")
+            metrics.update()
+            var body: [UInt8] = []
+            registry.emit(into: &body)
+            scraped.append(Self.sample(String(decoding: body, as: UTF8.self), series) ?? -1)
+        }
+        let top = Double(Int64.max)
+        #expect(scraped == [3, 10, top, top, top, top], "\(scraped)")
+        // Still a counter: `rate()` works on it.
+        var body: [UInt8] = []
+        registry.emit(into: &body)
+        #expect(String(decoding: body, as: UTF8.self).contains("# TYPE ringport_binding_sleeps_total counter"))
     }
 
     @Test func aNonLoopbackAddressIsAUsageError() throws {
