@@ -34,17 +34,23 @@ struct List: ParsableCommand {
 
     func run() throws {
         let directory = RuntimeDirectory(dir)
-        var info = stat()
-        guard stat(directory.path, &info) == 0 else {
-            guard errno == ENOENT else { throw Self.unlisted(directory, errno: errno) }
+        let presence: RuntimeDirectory.Presence
+        do {
+            presence = try directory.presence()
+        } catch {
+            throw Self.unlisted(directory, errno: error.errno.rawValue)
+        }
+        switch presence {
+        case .missing:
             if json {
                 print(try StatJSON.line(Listing(directory: directory.path, adapters: [])))
             } else {
                 print("no adapters: \(directory.path) does not exist (no miniport has run there)")
             }
             return
+        case .notADirectory: throw RuntimeFailure("\(directory.path) is not a directory")
+        case .directory: break
         }
-        guard info.st_mode & S_IFMT == S_IFDIR else { throw RuntimeFailure("\(directory.path) is not a directory") }
         try directory.checkForClient()
         let names = try Self.socketNames(directory)
         let entries = names.map { Self.entry(directory, $0) }
@@ -75,18 +81,11 @@ struct List: ParsableCommand {
 
     /// The adapter names of the directory's sockets, sorted.
     static func socketNames(_ directory: RuntimeDirectory) throws -> [String] {
-        guard let handle = opendir(directory.path) else { throw unlisted(directory, errno: errno) }
-        defer { closedir(handle) }
-        var names: [String] = []
-        while let entry = readdir(handle) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) {
-                String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self)
-            }
-            guard name.hasSuffix(".sock") else { continue }
-            let adapter = String(name.dropLast(".sock".count))
-            if RuntimeDirectory.isValidAdapterName(adapter) { names.append(adapter) }
+        do {
+            return try directory.adapterNames()
+        } catch {
+            throw unlisted(directory, errno: error.errno.rawValue)
         }
-        return names.sorted()
     }
 
     /// A directory this user may not read (a world socket's 0711 lets others search it, not list it).
